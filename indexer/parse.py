@@ -1,0 +1,242 @@
+"""Pure parsing: hub JSON in, row dicts out. No network, no database, no clock."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from datetime import datetime, timezone
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+MODEL_PAGE = "https://modelscope.cn/models/"
+
+# Hostile input from the hub must be stored safely, so every text field is
+# capped and every list is bounded (issue 6: 10,000 tags on one model).
+MAX_TEXT = {"description": 4000, "chinese_name": 300, "license": 200,
+            "support_inference": 200, "api_model_id": 300}
+MAX_ID_PART = 300
+MAX_LIST_ITEMS = 100
+MAX_LIST_ITEM_LEN = 100
+
+# The row columns parse_model fills, in schema order.
+MODEL_FIELDS = (
+    "model_id", "owner", "name", "chinese_name", "description", "tasks", "tags",
+    "libraries", "license", "downloads", "likes", "created_at", "updated_at",
+    "api_model_id", "support_inference", "url",
+)
+
+
+class SkipItem(ValueError):
+    """An item that cannot become a row; the reason is counted, not raised further."""
+
+
+def clean_text(value, limit=None):
+    """Return a safe str or None: no NUL bytes, no lone surrogates, capped in length."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        else:
+            return None
+    value = value.replace("\x00", "")
+    # Invalid UTF-8 reaches us as lone surrogates (json allows "\udcff");
+    # SQLite would refuse to encode them.
+    value = value.encode("utf-8", "replace").decode("utf-8")
+    if limit is not None and len(value) > limit:
+        value = value[:limit]
+    return value
+
+
+def strip_html(value):
+    """Plain text from text that may carry HTML (reference §2.3: text fields can hold HTML)."""
+    text = clean_text(value)
+    if not text:
+        return text
+    if "<" in text and ">" in text:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            text = BeautifulSoup(text, "html.parser").get_text(" ")
+        text = " ".join(text.split())
+    return text
+
+
+def parse_int(value):
+    """An int from an int, a float, or a numeric string; None for anything else."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else None
+    if isinstance(value, float):
+        return int(value) if value == value and abs(value) < 2**63 else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return parse_int(int(text))
+        except ValueError:
+            try:
+                return parse_int(float(text))
+            except ValueError:
+                return None
+    return None
+
+
+def parse_timestamp(value):
+    """ISO-8601 UTC text from unix seconds, which arrive as ints or numeric strings (§2.3)."""
+    seconds = parse_int(value)
+    if seconds is None or seconds <= 0:
+        return None
+    if seconds > 10**11:  # milliseconds
+        seconds //= 1000
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_string_list(value, key=None):
+    """A bounded list of clean strings; items may be strings or objects carrying `key`."""
+    if isinstance(value, str):
+        value = [value] if value else []
+    if not isinstance(value, list):
+        return []
+    out = []
+    for entry in value:
+        if key is not None and isinstance(entry, dict):
+            entry = entry.get(key)
+        text = clean_text(entry, MAX_LIST_ITEM_LEN) if isinstance(entry, str) else None
+        if text and text not in out:
+            out.append(text)
+            if len(out) >= MAX_LIST_ITEMS:
+                break
+    return out
+
+
+def parse_backend_model_id(value):
+    """The callable ID in `BackendSupport`: an object, a JSON string, `{}` or absent (§2.3)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else None
+        except (ValueError, RecursionError):
+            return None
+    if isinstance(value, dict):
+        model_id = value.get("model_id")
+        if isinstance(model_id, str) and model_id.strip():
+            return clean_text(model_id.strip(), MAX_TEXT["api_model_id"])
+    return None
+
+
+def _id_part(value):
+    text = clean_text(value) if isinstance(value, str) else None
+    text = text.strip() if text else text
+    if not text or "/" in text or len(text) > MAX_ID_PART:
+        return None
+    return text
+
+
+def parse_model(item):
+    """One dolphin list item to a `models` row (without flags and seen-times); raises SkipItem."""
+    if not isinstance(item, dict):
+        raise SkipItem("not_an_object")
+    owner = _id_part(item.get("Path"))
+    if owner is None:
+        raise SkipItem("missing_path")
+    name = _id_part(item.get("Name"))
+    if name is None:
+        raise SkipItem("missing_name")
+    model_id = f"{owner}/{name}"
+    likes = item.get("Stars")
+    if likes is None:
+        likes = item.get("Likes")
+    return {
+        "model_id": model_id,
+        "owner": owner,
+        "name": name,
+        "chinese_name": clean_text(item.get("ChineseName"), MAX_TEXT["chinese_name"]) or None,
+        "description": (strip_html(item.get("Description")) or "")[:MAX_TEXT["description"]] or None,
+        "tasks": parse_string_list(item.get("Tasks"), key="Name"),
+        "tags": parse_string_list(item.get("Tags")),
+        "libraries": parse_string_list(item.get("Libraries")),
+        "license": clean_text(item.get("License"), MAX_TEXT["license"]) or None,
+        "downloads": parse_int(item.get("Downloads")),
+        "likes": parse_int(likes),
+        "created_at": parse_timestamp(item.get("CreatedTime")),
+        "updated_at": parse_timestamp(item.get("LastUpdatedTime")),
+        "api_model_id": parse_backend_model_id(item.get("BackendSupport")),
+        "support_inference": clean_text(item.get("SupportInference"), MAX_TEXT["support_inference"]),
+        "url": MODEL_PAGE + model_id,
+    }
+
+
+def parse_models(items):
+    """Rows for the items that parse, and a Counter of skip reasons for those that don't."""
+    rows, skipped = [], Counter()
+    for item in items if isinstance(items, list) else []:
+        try:
+            rows.append(parse_model(item))
+        except SkipItem as skip:
+            skipped[str(skip)] += 1
+    return rows, skipped
+
+
+def split_model_id(model_id):
+    """(owner, name) of an `Owner/Name` ID, or None when it has another shape."""
+    if not isinstance(model_id, str):
+        return None
+    owner, sep, name = model_id.strip().partition("/")
+    if not sep or not _id_part(owner) or not _id_part(name):
+        return None
+    return owner, name
+
+
+def parse_inference_list(body):
+    """The model IDs of an OpenAI `/models` list (`{"object":"list","data":[{"id":...}]}`)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("the /models answer has no `data` list")
+    ids = []
+    for entry in data:
+        model_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(model_id, str):
+            model_id = clean_text(model_id.strip(), MAX_ID_PART * 2)
+            if split_model_id(model_id) and model_id not in ids:
+                ids.append(model_id)
+    return ids
+
+
+def parse_page(data):
+    """(items, total, facets) from a dolphin envelope's `Data`, tolerating the legacy layout."""
+    if not isinstance(data, dict):
+        raise ValueError("the answer has no `Data` object")
+    holder = data.get("Model") if isinstance(data.get("Model"), dict) else data
+    items = holder.get("Models")
+    total = parse_int(holder.get("TotalCount"))
+    if not isinstance(items, list) or total is None:
+        raise ValueError("the answer has no `Data.Model.Models` list and `TotalCount`")
+    facets = data.get("FiledAgg") if isinstance(data.get("FiledAgg"), dict) else {}
+    return items, total, facets
+
+
+def parse_facet_values(facets, category):
+    """[(value, count), ...] for one `FiledAgg` category, or [] when the hub gives none."""
+    out = []
+    for entry in facets.get(category) or [] if isinstance(facets, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("Value"), str):
+            out.append((entry["Value"], parse_int(entry.get("Count"))))
+    return out
+
+
+def parse_task_list(body):
+    """Task names from the task taxonomy endpoint (`Data.Domains[].Tasks[].Name`, reference K)."""
+    names = []
+    data = body.get("Data") if isinstance(body, dict) else None
+    domains = data.get("Domains") if isinstance(data, dict) else None
+    for domain in domains if isinstance(domains, list) else []:
+        tasks = domain.get("Tasks") if isinstance(domain, dict) else None
+        for name in parse_string_list(tasks, key="Name"):
+            if name not in names:
+                names.append(name)
+    return names
