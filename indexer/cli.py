@@ -1,0 +1,127 @@
+"""The command line: parse options, call one library function, print a summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from indexer import __version__
+
+DB_OPTION_HELP = "The catalog database (env INDEXER_DB)."
+
+
+def db_option(func):
+    return click.option("--db", "db_path", default="catalog.db", envvar="INDEXER_DB",
+                        show_default=True, type=click.Path(dir_okay=False),
+                        help=DB_OPTION_HELP)(func)
+
+
+def setup_logging(verbose=False):
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    # urllib3 logs full URLs at DEBUG; our own lines are enough.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="indexer")
+def cli():
+    """Crawl ModelScope's model catalog into SQLite and find the model IDs API-Inference serves."""
+
+
+class Progress:
+    """A progress bar on a terminal, a plain log line every few seconds elsewhere."""
+
+    def __init__(self, enabled):
+        self.bar = None
+        self.enabled = enabled
+        self.last_log = 0.0
+        self.log = logging.getLogger("indexer.crawl")
+
+    def __call__(self, models=0, expected=None):
+        import time
+
+        if self.enabled:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=expected, unit=" models", file=sys.stderr, leave=False)
+            if expected and self.bar.total != expected:
+                self.bar.total = expected
+            self.bar.n = models
+            self.bar.refresh()
+        elif time.monotonic() - self.last_log > 10:
+            self.last_log = time.monotonic()
+            self.log.info("collected %s of %s models", f"{models:,}",
+                          f"{expected:,}" if expected else "?")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def hub_options(func):
+    from indexer import fetch
+
+    func = click.option("--inference-url", default=fetch.DEFAULT_INFERENCE_URL, show_default=True,
+                        envvar="MODELSCOPE_INFERENCE_URL",
+                        help="Base URL of the OpenAI-compatible inference service "
+                             "(env MODELSCOPE_INFERENCE_URL).")(func)
+    func = click.option("--hub-url", default=fetch.DEFAULT_HUB_URL, show_default=True,
+                        envvar="MODELSCOPE_HUB_URL",
+                        help="Base URL of the ModelScope hub (env MODELSCOPE_HUB_URL).")(func)
+    return func
+
+
+def build_fetcher(hub_url, inference_url, delay=0.5, max_retries=4, timeout=30.0):
+    from indexer import fetch
+
+    token = os.environ.get("MODELSCOPE_TOKEN") or None
+    return fetch.Fetcher(fetch.build_session(token), hub_url=hub_url, inference_url=inference_url,
+                         delay=delay, max_retries=max_retries, timeout=timeout)
+
+
+@cli.command()
+@db_option
+@click.option("--scope", type=click.Choice(["api", "full"]), default="api", show_default=True,
+              help="api: the API-Inference set and the /models list (a few requests); "
+                   "full: the whole hub.")
+@hub_options
+@click.option("--delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Seconds to pause between two requests to one host.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Retries for a request that meets 429, 5xx, a timeout or a bad answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds to wait for one answer.")
+@click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
+              envvar="INDEXER_CONFIRM",
+              help="Consecutive complete crawls a model must be missing from before "
+                   "removed, api_disabled or unlisted is recorded (env INDEXER_CONFIRM).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every retry and request detail.")
+def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, confirm, verbose):
+    """Crawl the ModelScope hub into the catalog, flagging the models API-Inference serves."""
+    from indexer import crawl as crawling
+    from indexer import store
+
+    setup_logging(verbose)
+    fetcher = build_fetcher(hub_url, inference_url, delay, max_retries, timeout)
+    progress = Progress(enabled=sys.stderr.isatty())
+    try:
+        result = crawling.crawl(db_path, fetcher, scope=scope, confirm=confirm, progress=progress)
+    except (crawling.CrawlError, store.CatalogError) as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("crawl interrupted; what it collected was saved as an incomplete run", err=True)
+        sys.exit(130)
+    progress.close()
+    click.echo(result.summary())
+    # Scripts can tell the outcomes apart: 0 complete, 3 incomplete, 1 failed.
+    if result.status == "failed":
+        sys.exit(1)
+    if result.status == "incomplete":
+        sys.exit(3)

@@ -1,0 +1,476 @@
+"""Where fetch, parse and store meet: one crawl of the hub into the catalog."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from indexer import fetch, parse, store, track
+
+log = logging.getLogger("indexer.crawl")
+
+SCOPES = ("api", "full")
+PAGE_SIZE = 100
+# New uploads have no downloads yet, so under this order they land at the tail
+# instead of shifting every page while we read (issue 2: stable paging order).
+DEFAULT_SORT = "DownloadsCount"
+OTHER_SORTS = ("StarsCount", "GmtModified", "Default")
+DROP_LIMIT = 0.20
+
+
+class CrawlError(Exception):
+    """A crawl that cannot start or must stop; the message is one line."""
+
+
+class CrawlBusy(CrawlError):
+    """Another crawl holds the catalog's lock."""
+
+
+class GuardError(fetch.HubError):
+    """The hub ignored a filter we rely on; saving its answer would flag the whole hub."""
+
+
+@dataclass
+class CrawlResult:
+    run_id: int
+    scope: str
+    status: str
+    models_seen: int = 0
+    expected_total: int | None = None
+    api_models: int = 0
+    listed_models: int = 0
+    requests: int = 0
+    pages: int = 0
+    events: int = 0
+    stats_rows: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: dict = field(default_factory=dict)
+
+    def summary(self):
+        """The one-line summary `indexer crawl` prints."""
+        expected = f"/{self.expected_total:,}" if self.expected_total is not None else ""
+        line = (f"crawl #{self.run_id} ({self.scope}) {self.status}: "
+                f"{self.models_seen:,}{expected} models, {self.api_models:,} API-Inference, "
+                f"{self.listed_models:,} listed; {self.events:,} events, "
+                f"{self.stats_rows:,} stats rows; {self.requests:,} requests in {self.seconds:.1f}s")
+        skipped = sum(v for k, v in self.warnings.items() if k.startswith("skipped_"))
+        if skipped:
+            line += f"; {skipped:,} items skipped"
+        other = {k: v for k, v in self.warnings.items() if not k.startswith("skipped_")}
+        if other:
+            line += "; warnings: " + ", ".join(f"{k}={v}" for k, v in sorted(other.items()))
+        if self.error:
+            line += f" ({self.error})"
+        return line
+
+
+class DepthLimit(Exception):
+    """The hub stopped returning items before the slice's TotalCount."""
+
+
+def acquire_lock(db_path):
+    """An exclusive lock beside the catalog; the kernel drops it if the process dies."""
+    lock_path = os.fspath(db_path) + ".lock"
+    try:
+        handle = open(lock_path, "a+")
+    except OSError as error:
+        raise CrawlError(f"cannot create the lock file {lock_path} ({error.strerror})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise CrawlBusy(f"another crawl is already running on {db_path}; "
+                        "this one was not started") from None
+    return handle
+
+
+class Crawl:
+    """One run: collect into the staging database, then merge in one transaction."""
+
+    def __init__(self, db, fetcher, scope="api", confirm=2, progress=None,
+                 keep_sample=False, sort=DEFAULT_SORT, clock=time.monotonic, now=store.utc_now):
+        if scope not in SCOPES:
+            raise CrawlError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
+        self.db = db
+        self.fetcher = fetcher
+        self.scope = scope
+        self.confirm = max(1, int(confirm))
+        self.progress = progress or (lambda **_: None)
+        self.keep_sample = keep_sample
+        self.sort = sort
+        self.clock = clock
+        self.now = now
+        self.warnings = Counter()
+        self.pages = 0
+        self.depth_limit = None
+        self.total_all = None
+        self.api_total = None
+        self.task_list = None
+        self.slice_hit_depth = False
+
+    # Collecting ----------------------------------------------------------
+
+    def _fetch_page(self, body):
+        self.pages += 1
+        data = self.fetcher.fetch_models_page(body)
+        try:
+            return parse.parse_page(data)
+        except ValueError as error:
+            self.warnings["unknown_envelope"] += 1
+            raise fetch.HubError(f"the hub's model list changed shape: {error}") from None
+
+    def _stage_page(self, items, api=False):
+        """Stage one page; returns how many of its items are new to the current slice."""
+        rows, skipped = [], []
+        for item in items:
+            try:
+                rows.append(parse.parse_model(item))
+            except parse.SkipItem as skip:
+                skipped.append((str(skip), _skip_key(item)))
+        new = 0
+        if skipped:
+            conn = self.db.conn
+            for reason, key in skipped:
+                before = conn.total_changes
+                conn.execute("insert or ignore into stage.skipped values (?)", [key])
+                if conn.total_changes > before:
+                    self.warnings[f"skipped_{reason}"] += 1
+                before = conn.total_changes
+                conn.execute("insert or ignore into stage.slice values (?)", [key])
+                new += conn.total_changes - before
+        lacking = sum(1 for r in rows if not r["api_model_id"]) if api else 0
+        if lacking:
+            # Every API-Inference item should carry its callable ID (§2.5 step 4).
+            self.warnings["api_items_without_backend_model_id"] += lacking
+        return new + store.stage_rows(self.db, rows, api=api, slice_ids=True)
+
+    def fetch_total(self):
+        """The unfiltered TotalCount, from a one-item page."""
+        _, total, facets = self._fetch_page(fetch.models_body(page_size=1, sort=self.sort))
+        self.total_all = total
+        return total, facets
+
+    def read_slice(self, tasks=None, orgs=None, api=False, sort=None, fresh=True):
+        """Page one query to its end or the hub's depth limit; returns (covered, total, facets)."""
+        if fresh:
+            store.reset_slice(self.db)
+        sort = sort or self.sort
+        total, facets, page = None, {}, 1
+        self.slice_hit_depth = False
+        while True:
+            offset = (page - 1) * PAGE_SIZE
+            if self.depth_limit is not None and total is not None and offset >= self.depth_limit:
+                self.slice_hit_depth = True
+                break
+            body = fetch.models_body(page=page, page_size=PAGE_SIZE, sort=sort,
+                                     tasks=tasks, orgs=orgs, api_only=api)
+            try:
+                items, page_total, page_facets = self._fetch_page(body)
+            except fetch.EnvelopeError as error:
+                if page == 1 or error.kind != "success_false":
+                    raise
+                self._hit_depth(offset)
+                break
+            if page == 1:
+                facets = page_facets
+            total = page_total
+            new = self._stage_page(items, api=api)
+            self.progress(models=store.stage_count(self.db), expected=self.total_all)
+            if offset + len(items) >= total:
+                break
+            if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
+                # An empty, short or repeated page before TotalCount: the depth
+                # limit (reference §2.4), whatever shape it takes.
+                self._hit_depth(offset + len(items) if new else offset)
+                break
+            page += 1
+        seen = store.stage_count(self.db, "slice")
+        return seen >= (total or 0), total or 0, facets
+
+    def _hit_depth(self, offset):
+        self.slice_hit_depth = True
+        self.warnings["depth_limit_hits"] += 1
+        if self.depth_limit is None or offset < self.depth_limit:
+            self.depth_limit = max(offset, PAGE_SIZE)
+            log.info("the hub stops returning items at offset %d; slicing the query", offset)
+
+    def read_covered(self, tasks=None, orgs=None):
+        """Read a slice; re-read it once when items shifted under us, then try other sorts."""
+        covered, total, facets = self.read_slice(tasks=tasks, orgs=orgs)
+        if covered or total == 0:
+            return True, total, facets
+        if self.slice_hit_depth:
+            return False, total, facets
+        # Full pages yet fewer items than TotalCount: the hub changed while we
+        # paged and shifted items past us, so read the slice once more.
+        self.warnings["refetched_slices"] += 1
+        covered, total, _ = self.read_slice(tasks=tasks, orgs=orgs, fresh=False)
+        if covered:
+            return True, total, facets
+        return False, total, facets
+
+    def read_deep(self, tasks=None, orgs=None):
+        """A slice too deep to page: other sort orders reach other windows of it."""
+        for sort in OTHER_SORTS:
+            if sort == self.sort:
+                continue
+            covered, _, _ = self.read_slice(tasks=tasks, orgs=orgs, sort=sort, fresh=False)
+            if covered:
+                return True
+        return False
+
+    def collect_api(self):
+        total_all, _ = self.fetch_total()
+        _, api_total, _ = self._fetch_page(fetch.models_body(page_size=1, sort=self.sort,
+                                                             api_only=True))
+        self.api_total = api_total
+        # The hub ignores filters it does not know and answers with everything
+        # (reference §2.5): a filtered total that is not smaller means the flag
+        # would mark the whole hub, so stop before saving any of it.
+        if total_all > 0 and api_total >= total_all:
+            self.warnings["filter_guard_trips"] += 1
+            raise GuardError(f"the hub ignored the API-Inference filter ({api_total:,} of "
+                             f"{total_all:,} models came back); no flags were saved")
+        covered, api_total, _ = self.read_slice(api=True)
+        self.api_total = api_total
+        if not covered:
+            self.shortfalls.append(f"API-Inference set: {store.stage_count(self.db, 'api'):,} "
+                                   f"of {api_total:,}")
+
+    def collect_listed(self):
+        try:
+            ids = parse.parse_inference_list(self.fetcher.fetch_inference_list())
+        except (fetch.HubError, ValueError) as error:
+            self.shortfalls.append(f"inference /models list unavailable: {error}")
+            return
+        store.stage_listed(self.db, ids)
+
+    def collect_full(self):
+        covered, total, facets = self.read_covered()
+        if covered:
+            return
+        done = set()
+        self._collect_tasks(facets, done)
+        # Models with no task never appear under a task filter (§2.4): reach the
+        # rest through organisation slices, most models first.
+        for org in store.stage_distinct(self.db, "owner"):
+            if self._have_all():
+                return
+            self._collect_org(org)
+        # Organisation slices may have shown tasks nothing else had.
+        self._collect_tasks(facets, done)
+        # Last resort: other sort orders show other windows of the whole hub.
+        if not self._have_all():
+            self.read_deep()
+
+    def _collect_tasks(self, facets, done):
+        while not self._have_all():
+            pending = [task for task in self._tasks(facets) if task not in done]
+            if not pending:
+                return
+            for task in pending:
+                done.add(task)
+                self._collect_task(task)
+                if self._have_all():
+                    return
+
+    def _collect_task(self, task):
+        covered, total, facets = self.read_covered(tasks=[task])
+        if covered:
+            return
+        orgs = [value for value, _ in parse.parse_facet_values(facets, "organizations")]
+        if not orgs:
+            orgs = [row[0] for row in self.db.conn.execute(
+                "select owner from stage.items s where exists (select 1 from json_each(s.tasks) "
+                "where value = ?) group by owner order by count(*) desc", [task])]
+        for org in orgs:
+            known = self._staged_matching(task, org)
+            covered, org_total, _ = self.read_covered_if_needed([task], [org], known)
+            if not covered:
+                self.read_deep(tasks=[task], orgs=[org])
+
+    def _collect_org(self, org):
+        known = store.stage_owner_count(self.db, org)
+        covered, _, _ = self.read_covered_if_needed(None, [org], known)
+        if not covered:
+            self.read_deep(orgs=[org])
+
+    def read_covered_if_needed(self, tasks, orgs, known):
+        """One page tells the slice's total; page on only when we lack some of it."""
+        store.reset_slice(self.db)
+        body = fetch.models_body(page=1, page_size=PAGE_SIZE, sort=self.sort, tasks=tasks, orgs=orgs)
+        items, total, facets = self._fetch_page(body)
+        self._stage_page(items)
+        if known >= total or len(items) >= total:
+            return True, total, facets
+        return self.read_covered(tasks=tasks, orgs=orgs)
+
+    def _staged_matching(self, task, org):
+        return self.db.conn.execute(
+            "select count(*) from stage.items s where owner = ? and exists "
+            "(select 1 from json_each(s.tasks) where value = ?)", [org, task]).fetchone()[0]
+
+    def _have_all(self):
+        return self._collected() >= (self.total_all or 0)
+
+    def _collected(self):
+        return store.stage_count(self.db) + store.stage_count(self.db, "skipped")
+
+    def _tasks(self, facets):
+        """Task names: the hub's facet counts, else its task list, plus every task seen so far."""
+        names = [value for value, _ in parse.parse_facet_values(facets, "tasks")]
+        if not names:
+            if self.task_list is None:
+                self.task_list = []
+                try:
+                    self.task_list = parse.parse_task_list(self.fetcher.fetch_task_list())
+                except fetch.HubError as error:
+                    self.warnings["task_list_unavailable"] += 1
+                    log.info("no task list (%s); using the tasks seen so far", error)
+            names = list(self.task_list)
+        seen = store.stage_tasks(self.db)
+        return names + [t for t in seen if t not in names]
+
+    # The run -------------------------------------------------------------
+
+    def _decide(self):
+        """complete or incomplete, with the reason; drift and shortfalls make a run incomplete."""
+        if self.scope == "full":
+            final_total, _ = self.fetch_total()
+            collected = self._collected()
+            if collected < final_total:
+                self.shortfalls.append(f"collected {collected:,} of {final_total:,} models")
+        if self.shortfalls:
+            return "incomplete", "; ".join(self.shortfalls)
+        drop = self._drop()
+        if drop:
+            return "incomplete", drop
+        return "complete", None
+
+    def _drop(self):
+        # A sudden drop of more than 20% is more likely a hub hiccup than a real
+        # loss, so it must persist over `confirm` crawls before it counts (issue 7).
+        previous = store.last_complete_run(self.db, self.scope, before_id=self.run_id)
+        if not previous:
+            return None
+        checks = [("API-Inference set", previous["api_models"], store.stage_count(self.db, "api"))]
+        if self.scope == "full":
+            checks.insert(0, ("model count", previous["models_seen"], store.stage_count(self.db)))
+        for label, before, now in checks:
+            if before and now < before * (1 - DROP_LIMIT):
+                streak = 0
+                for row in self.db.query(
+                        "select status, error from crawl_runs where scope = ? and id < ? "
+                        "order by id desc limit ?", [self.scope, self.run_id, self.confirm]):
+                    if row["status"] == "incomplete" and (row["error"] or "").startswith("drop:"):
+                        streak += 1
+                    else:
+                        break
+                if streak + 1 >= self.confirm:
+                    self.warnings["drop_accepted"] += 1
+                    return None
+                self.warnings["drop_suspected"] += 1
+                return (f"drop: the {label} fell from {before:,} to {now:,} "
+                        f"(more than {DROP_LIMIT:.0%}); waiting for it to persist")
+        return None
+
+    def run(self):
+        started = self.now()
+        t0 = self.clock()
+        self.shortfalls = []
+        store.fail_stale_runs(self.db)
+        self.run_id = store.start_run(self.db, self.scope, started)
+        store.attach_stage(self.db)
+        self.db.conn.execute("create table stage.skipped (key text primary key) without rowid")
+        status, error, interrupted = "failed", None, None
+        try:
+            self.collect_api()
+            self.collect_listed()
+            if self.scope == "full":
+                self.collect_full()
+            status, error = self._decide()
+        except (KeyboardInterrupt, SystemExit) as stop:
+            status, error, interrupted = "incomplete", "interrupted", stop
+        except fetch.HubError as failure:
+            status, error = "failed", str(failure)
+        except sqlite3.Error as failure:
+            status, error = "failed", store.describe_db_error("the catalog", failure)
+        result = self._finish(status, error, started, t0)
+        if interrupted is not None:
+            raise interrupted
+        return result
+
+    def _finish(self, status, error, started, t0):
+        result = CrawlResult(run_id=self.run_id, scope=self.scope, status=status, error=error)
+        result.requests = self.fetcher.requests_made
+        result.pages = self.pages
+        result.expected_total = self.total_all if self.scope == "full" else self.api_total
+        try:
+            result.models_seen = store.stage_count(self.db)
+            result.api_models = store.stage_count(self.db, "api")
+            result.listed_models = store.stage_count(self.db, "listed")
+            finished = self.now()
+            with store.transaction(self.db) as conn:
+                merged = track.merge(conn, self.run_id, self.scope, status == "complete",
+                                     finished, confirm=self.confirm, keep_sample=self.keep_sample)
+                result.events = merged["events"]
+                result.stats_rows = merged["stats_rows"]
+                result.warnings = dict(self.warnings)
+                result.seconds = self.clock() - t0
+                store.update_run(conn, self.run_id, status=status, finished_at=store.iso(finished),
+                                 requests=result.requests, pages=result.pages,
+                                 models_seen=result.models_seen,
+                                 expected_total=result.expected_total,
+                                 api_models=result.api_models, listed_models=result.listed_models,
+                                 events=result.events, stats_rows=result.stats_rows,
+                                 warnings=json.dumps(result.warnings, sort_keys=True), error=error)
+        except sqlite3.Error as failure:
+            # Nothing of this run was written; record the failure if the
+            # database still lets us.
+            result.status = "failed"
+            result.error = store.describe_db_error("the catalog", failure)
+            result.events = result.stats_rows = 0
+            try:
+                with store.transaction(self.db) as conn:
+                    store.update_run(conn, self.run_id, status="failed",
+                                     finished_at=store.iso(self.now()), error=result.error)
+            except sqlite3.Error:
+                pass
+        finally:
+            store.detach_stage(self.db)
+        result.seconds = self.clock() - t0
+        return result
+
+
+def _skip_key(item):
+    """A malformed item still counts in TotalCount; key it so it is counted once."""
+    if isinstance(item, dict) and parse.parse_int(item.get("Id")) is not None:
+        return f"skip:id:{parse.parse_int(item.get('Id'))}"
+    try:
+        blob = json.dumps(item, sort_keys=True, default=str, ensure_ascii=True)
+    except (RecursionError, ValueError):
+        blob = repr(type(item)) + str(len(str(item)[:100000]))
+    return "skip:sha1:" + hashlib.sha1(blob.encode()).hexdigest()
+
+
+def crawl(db_path, fetcher, scope="api", confirm=2, progress=None, keep_sample=False,
+          now=store.utc_now):
+    """Crawl `scope` into the catalog at `db_path` under its lock; returns a CrawlResult."""
+    lock = acquire_lock(db_path)
+    try:
+        db = store.open_db(db_path)
+        try:
+            return Crawl(db, fetcher, scope=scope, confirm=confirm, progress=progress,
+                         keep_sample=keep_sample, now=now).run()
+        finally:
+            db.conn.close()
+    finally:
+        lock.close()

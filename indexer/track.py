@@ -1,0 +1,181 @@
+"""SQLite only: merge a crawl's staged observations into the catalog, with events and stats.
+
+Everything here runs inside the one transaction that also finishes the crawl run,
+so a crash leaves the models, their events and their stats either all written or
+none. The work is set-based SQL against the staging database, so it never holds
+the catalog in memory.
+"""
+
+from __future__ import annotations
+
+from indexer import store
+
+EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
+          "unlisted", "changed")
+TRACKED_FIELDS = ("license", "tasks", "chinese_name")
+STAGE_META = store.STAGE_COLUMNS[1:]
+
+
+def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
+    """Write one crawl's observations; returns {"events": n, "stats_rows": n, "baseline": bool}."""
+    at = store.iso(now)
+    day = now.date().isoformat()
+    wiped = False
+    if not keep_sample and _get(conn, "sample") == "1":
+        _wipe_sample(conn, run_id)
+        wiped = True
+    if keep_sample:
+        store.set_info(conn, "sample", "1")
+    baseline = wiped or not conn.execute(
+        "select 1 from crawl_runs where scope = ? and status = 'complete' and id != ? limit 1",
+        [scope, run_id]).fetchone()
+    stats_rows = _save_stats(conn, day)
+    _save_models(conn, at)
+    events_before = _event_count(conn)
+    if complete:
+        emit = not baseline
+        _track_set(conn, run_id, at, confirm, emit, "api", "stage.api", "api_enabled", "api_disabled")
+        _track_set(conn, run_id, at, confirm, emit, "listed", "stage.listed", "listed", "unlisted")
+        if scope == "full":
+            _track_presence(conn, run_id, at, confirm, emit)
+        _flags_from_tracking(conn)
+    else:
+        # An incomplete crawl saves what it saw but never concludes that
+        # something is gone: only positive flags move.
+        conn.execute("update models set api_inference = 1 where api_inference is not 1 "
+                     "and model_id in (select model_id from stage.api)")
+        conn.execute("update models set in_inference_list = 1 where in_inference_list is not 1 "
+                     "and model_id in (select model_id from stage.listed)")
+    return {"events": _event_count(conn) - events_before, "stats_rows": stats_rows,
+            "baseline": bool(complete and baseline)}
+
+
+def _get(conn, key):
+    row = conn.execute("select value from catalog_info where key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def _event_count(conn):
+    return conn.execute("select coalesce(max(id), 0) from model_events").fetchone()[0]
+
+
+def _wipe_sample(conn, run_id):
+    # The first live crawl replaces the embedded sample: its rows were never
+    # real, so they leave no events behind (issue 4).
+    for table in ("models", "model_events", "model_stats", "model_tracking"):
+        conn.execute(f"delete from {table}")
+    conn.execute("delete from crawl_runs where id != ?", [run_id])
+    conn.execute("delete from catalog_info where key = 'sample'")
+
+
+def _save_stats(conn, day):
+    # One row per model per day on which downloads or likes moved since the
+    # values `models` holds, which are the last ones recorded.
+    before = conn.total_changes
+    conn.execute("""
+        insert into model_stats (model_id, day, downloads, likes)
+        select s.model_id, ?, s.downloads, s.likes
+        from stage.items s left join models m on m.model_id = s.model_id
+        where (s.downloads is not null or s.likes is not null)
+          and (m.model_id is null or m.downloads is not s.downloads or m.likes is not s.likes)
+        on conflict (model_id, day) do update
+          set downloads = excluded.downloads, likes = excluded.likes""", [day])
+    return conn.total_changes - before
+
+
+def _save_models(conn, at):
+    cols = ", ".join(STAGE_META)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in STAGE_META)
+    conn.execute(f"""
+        insert into models (model_id, {cols}, api_inference, in_inference_list,
+                            first_seen_at, last_seen_at)
+        select model_id, {cols}, 0, 0, ?, ? from stage.items where true
+        on conflict (model_id) do update set {sets}, last_seen_at = excluded.last_seen_at""",
+                 [at, at])
+    # IDs the inference service lists but the hub list lacks still get a row (§2.6).
+    conn.execute("""
+        insert into models (model_id, owner, name, url, api_inference, in_inference_list,
+                            first_seen_at, last_seen_at)
+        select l.model_id, substr(l.model_id, 1, instr(l.model_id, '/') - 1),
+               substr(l.model_id, instr(l.model_id, '/') + 1),
+               'https://modelscope.cn/models/' || l.model_id, 0, 0, ?, ?
+        from stage.listed l
+        where l.model_id not in (select model_id from stage.items)
+        on conflict (model_id) do update set last_seen_at = excluded.last_seen_at""", [at, at])
+
+
+def _events(conn, run_id, at, event, select_sql, params=()):
+    conn.execute(f"""insert into model_events (run_id, model_id, event, at, detail)
+                     select ?, model_id, ?, ?, detail from ({select_sql})""",
+                 [run_id, event, at, *params])
+
+
+def _track_set(conn, run_id, at, confirm, emit, column, stage_table, on_event, off_event):
+    """Debounced membership of a set (the API-Inference set, the /models list)."""
+    missing = f"{column}_missing"
+    if emit:
+        _events(conn, run_id, at, on_event, f"""
+            select s.model_id, null as detail from {stage_table} s
+            left join model_tracking t on t.model_id = s.model_id
+            where t.{column} is not 1 order by s.model_id""")
+    first = ", api_first_at" if column == "api" else ""
+    first_value = ", ?" if column == "api" else ""
+    first_update = ", api_first_at = coalesce(api_first_at, excluded.api_first_at)" if column == "api" else ""
+    conn.execute(f"""
+        insert into model_tracking (model_id, {column}, {missing}{first})
+        select model_id, 1, 0{first_value} from {stage_table} where true
+        on conflict (model_id) do update set {column} = 1, {missing} = 0{first_update}""",
+                 [at] if column == "api" else [])
+    conn.execute(f"""update model_tracking set {missing} = {missing} + 1
+                     where {column} = 1 and model_id not in (select model_id from {stage_table})""")
+    gone = f"select model_id, null as detail from model_tracking where {column} = 1 and {missing} >= ?"
+    if emit:
+        _events(conn, run_id, at, off_event, gone + " order by model_id", [confirm])
+    conn.execute(f"update model_tracking set {column} = 0, {missing} = 0 "
+                 f"where {column} = 1 and {missing} >= ?", [confirm])
+
+
+def _track_presence(conn, run_id, at, confirm, emit):
+    """Added, returned, changed and (debounced) removed, from a complete full crawl."""
+    if emit:
+        _events(conn, run_id, at, "added", """
+            select s.model_id, null as detail from stage.items s
+            left join model_tracking t on t.model_id = s.model_id
+            where t.present is null order by s.model_id""")
+        _events(conn, run_id, at, "returned", """
+            select s.model_id, null as detail from stage.items s
+            join model_tracking t on t.model_id = s.model_id
+            where t.present = 0 order by s.model_id""")
+        for field in TRACKED_FIELDS:
+            value = "json({})" if field == "tasks" else "{}"
+            _events(conn, run_id, at, "changed", f"""
+                select s.model_id, json_object('field', '{field}',
+                    'old', {value.format('t.' + field)}, 'new', {value.format('s.' + field)}) as detail
+                from stage.items s join model_tracking t on t.model_id = s.model_id
+                where t.present = 1 and t.{field} is not s.{field} order by s.model_id""")
+    conn.execute("""update models set removed_at = null where removed_at is not null
+                    and model_id in (select model_id from stage.items)""")
+    conn.execute("""
+        insert into model_tracking (model_id, present, missing, license, tasks, chinese_name)
+        select model_id, 1, 0, license, tasks, chinese_name from stage.items where true
+        on conflict (model_id) do update set present = 1, missing = 0,
+          license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name""")
+    conn.execute("""update model_tracking set missing = missing + 1
+                    where present = 1 and model_id not in (select model_id from stage.items)""")
+    gone = "select model_id, null as detail from model_tracking where present = 1 and missing >= ?"
+    if emit:
+        _events(conn, run_id, at, "removed", gone + " order by model_id", [confirm])
+    conn.execute(f"update models set removed_at = ? where model_id in ({gone.replace(', null as detail', '')})",
+                 [at, confirm])
+    conn.execute("update model_tracking set present = 0, missing = 0 where present = 1 and missing >= ?",
+                 [confirm])
+
+
+def _flags_from_tracking(conn):
+    # A complete crawl sets the user-facing flags from the debounced state, so a
+    # model that drops out for one crawl stays exported until the drop is confirmed.
+    for flag, column in (("api_inference", "api"), ("in_inference_list", "listed")):
+        conn.execute(f"""update models set {flag} = 1 where {flag} = 0
+                         and model_id in (select model_id from model_tracking where {column} = 1)""")
+        conn.execute(f"""update models set {flag} = 0 where {flag} = 1
+                         and model_id not in (select model_id from model_tracking where {column} = 1)""")
