@@ -125,3 +125,35 @@ def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, c
         sys.exit(1)
     if result.status == "incomplete":
         sys.exit(3)
+
+
+@cli.command()
+@db_option
+@click.option("--since", help="Only events since a duration ago (7d, 12h, 30m, 2w) or a date "
+                              "(2026-11-01).")
+@click.option("--event", "event_names", multiple=True,
+              type=click.Choice(["added", "removed", "returned", "api_enabled", "api_disabled",
+                                 "listed", "unlisted", "changed"]),
+              help="Only these events; repeat for several.")
+@click.option("--task", help="Only models with this task, e.g. text-generation.")
+@click.option("--owner", help="Only models of this owner (case-sensitive), e.g. Qwen.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True, help="Output format.")
+def changes(db_path, since, event_names, task, owner, limit, fmt):
+    """List what changed in the catalog, newest first: models added, removed, API flips and more."""
+    from indexer import changes as listing
+    from indexer import store
+
+    if since is not None:
+        try:
+            since = listing.parse_since(since, store.utc_now())
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--since'") from None
+    try:
+        db = store.open_db(db_path, create=False)
+    except store.CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    records = listing.iter_events(db, since=since, events=event_names, task=task, owner=owner,
+                                  limit=limit)
+    listing.write_events(records, fmt, sys.stdout)
