@@ -72,8 +72,8 @@ class CrawlResult:
         return line
 
 
-class DepthLimit(Exception):
-    """The hub stopped returning items before the slice's TotalCount."""
+class Stopped(Exception):
+    """The crawl was asked to stop (a scheduler shutting down); it ends as incomplete."""
 
 
 def acquire_lock(db_path):
@@ -96,7 +96,8 @@ class Crawl:
     """One run: collect into the staging database, then merge in one transaction."""
 
     def __init__(self, db, fetcher, scope="api", confirm=2, progress=None,
-                 keep_sample=False, sort=DEFAULT_SORT, clock=time.monotonic, now=store.utc_now):
+                 keep_sample=False, sort=DEFAULT_SORT, clock=time.monotonic, now=store.utc_now,
+                 stop=None):
         if scope not in SCOPES:
             raise CrawlError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
         self.db = db
@@ -108,6 +109,7 @@ class Crawl:
         self.sort = sort
         self.clock = clock
         self.now = now
+        self.stop = stop
         self.warnings = Counter()
         self.pages = 0
         self.depth_limit = None
@@ -119,6 +121,8 @@ class Crawl:
     # Collecting ----------------------------------------------------------
 
     def _fetch_page(self, body):
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
         self.pages += 1
         data = self.fetcher.fetch_models_page(body)
         try:
@@ -399,6 +403,8 @@ class Crawl:
             status, error = self._decide()
         except (KeyboardInterrupt, SystemExit) as stop:
             status, error, interrupted = "incomplete", "interrupted", stop
+        except Stopped:
+            status, error = "incomplete", "interrupted: the process is shutting down"
         except fetch.HubError as failure:
             status, error = "failed", str(failure)
         except sqlite3.Error as failure:
@@ -462,14 +468,14 @@ def _skip_key(item):
 
 
 def crawl(db_path, fetcher, scope="api", confirm=2, progress=None, keep_sample=False,
-          now=store.utc_now):
+          now=store.utc_now, stop=None):
     """Crawl `scope` into the catalog at `db_path` under its lock; returns a CrawlResult."""
     lock = acquire_lock(db_path)
     try:
         db = store.open_db(db_path)
         try:
             return Crawl(db, fetcher, scope=scope, confirm=confirm, progress=progress,
-                         keep_sample=keep_sample, now=now).run()
+                         keep_sample=keep_sample, now=now, stop=stop).run()
         finally:
             db.conn.close()
     finally:

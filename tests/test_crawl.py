@@ -271,3 +271,16 @@ def test_a_full_disk_is_a_clear_failure_and_loses_nothing(tmp_path, catalog, fak
     assert models(db_path) == before
     conn = sqlite3.connect(db_path)
     assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
+
+
+def test_a_stop_request_ends_the_crawl_as_incomplete(tmp_path, catalog, make_hub):
+    import threading
+
+    hub = make_hub(catalog)
+    stop = threading.Event()
+    hub.before_dolphin = lambda hub_, body: body.get("PageNumber") == 2 and stop.set()
+    db_path = tmp_path / "catalog.db"
+    result = run_crawl(db_path, hub, scope="full", stop=stop)
+    assert (result.status, result.error) == ("incomplete", "interrupted: the process is shutting down")
+    assert rows(db_path, "select status from crawl_runs") == [{"status": "incomplete"}]
+    assert len(models(db_path)) > len(catalog.api_ids)
