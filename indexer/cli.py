@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from indexer import __version__
+from indexer import DEFAULT_HUB_URL, DEFAULT_INFERENCE_URL, __version__
 
 DB_OPTION_HELP = "The catalog database (env INDEXER_DB)."
 
@@ -65,13 +65,11 @@ class Progress:
 
 
 def hub_options(func):
-    from indexer import fetch
-
-    func = click.option("--inference-url", default=fetch.DEFAULT_INFERENCE_URL, show_default=True,
+    func = click.option("--inference-url", default=DEFAULT_INFERENCE_URL, show_default=True,
                         envvar="MODELSCOPE_INFERENCE_URL",
                         help="Base URL of the OpenAI-compatible inference service "
                              "(env MODELSCOPE_INFERENCE_URL).")(func)
-    func = click.option("--hub-url", default=fetch.DEFAULT_HUB_URL, show_default=True,
+    func = click.option("--hub-url", default=DEFAULT_HUB_URL, show_default=True,
                         envvar="MODELSCOPE_HUB_URL",
                         help="Base URL of the ModelScope hub (env MODELSCOPE_HUB_URL).")(func)
     return func
@@ -157,3 +155,14 @@ def changes(db_path, since, event_names, task, owner, limit, fmt):
     records = listing.iter_events(db, since=since, events=event_names, task=task, owner=owner,
                                   limit=limit)
     listing.write_events(records, fmt, sys.stdout)
+
+
+def _register_commands():
+    # Commands grouped by concern live in their own modules (STYLE: split by concern).
+    from indexer.cli_export import check_command, export_command
+
+    cli.add_command(export_command)
+    cli.add_command(check_command)
+
+
+_register_commands()

@@ -117,6 +117,9 @@ class Crawl:
         self.api_total = None
         self.task_list = None
         self.slice_hit_depth = False
+        # Unique items (valid or skipped) staged so far; counting the staging
+        # table each time would cost a scan per page at a million models.
+        self.collected = 0
 
     # Collecting ----------------------------------------------------------
 
@@ -147,6 +150,7 @@ class Crawl:
                 conn.execute("insert or ignore into stage.skipped values (?)", [key])
                 if conn.total_changes > before:
                     self.warnings[f"skipped_{reason}"] += 1
+                    self.collected += 1
                 before = conn.total_changes
                 conn.execute("insert or ignore into stage.slice values (?)", [key])
                 new += conn.total_changes - before
@@ -154,7 +158,9 @@ class Crawl:
         if lacking:
             # Every API-Inference item should carry its callable ID (§2.5 step 4).
             self.warnings["api_items_without_backend_model_id"] += lacking
-        return new + store.stage_rows(self.db, rows, api=api, slice_ids=True)
+        new_to_crawl, new_to_slice = store.stage_rows(self.db, rows, api=api)
+        self.collected += new_to_crawl
+        return new + new_to_slice
 
     def fetch_total(self):
         """The unfiltered TotalCount, from a one-item page."""
@@ -187,7 +193,7 @@ class Crawl:
                 facets = page_facets
             total = page_total
             new = self._stage_page(items, api=api)
-            self.progress(models=store.stage_count(self.db), expected=self.total_all)
+            self.progress(models=self.collected, expected=self.total_all)
             if offset + len(items) >= total:
                 break
             if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
@@ -326,7 +332,7 @@ class Crawl:
         return self._collected() >= (self.total_all or 0)
 
     def _collected(self):
-        return store.stage_count(self.db) + store.stage_count(self.db, "skipped")
+        return self.collected
 
     def _tasks(self, facets):
         """Task names: the hub's facet counts, else its task list, plus every task seen so far."""

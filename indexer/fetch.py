@@ -12,13 +12,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from indexer import __version__
+from indexer import DEFAULT_HUB_URL, DEFAULT_INFERENCE_URL, __version__
 
 log = logging.getLogger("indexer.fetch")
 
 USER_AGENT = f"indexer/{__version__} (ModelScope catalog indexer; +https://github.com/indexer/indexer)"
-DEFAULT_HUB_URL = "https://www.modelscope.cn"
-DEFAULT_INFERENCE_URL = "https://api-inference.modelscope.cn/v1"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 300.0
 

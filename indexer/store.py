@@ -301,28 +301,31 @@ def detach_stage(db):
         pass
 
 
-def stage_rows(db, rows, api=False, slice_ids=False):
-    """Stage parsed rows; returns how many of them are new to the current slice."""
+def stage_rows(db, rows, api=False):
+    """Stage parsed rows; returns (new to the crawl, new to the current slice)."""
     conn = db.conn
     marks = ", ".join("?" for _ in STAGE_COLUMNS)
     records = [[json.dumps(r[c], ensure_ascii=False) if c in JSON_COLUMNS else r[c]
                 for c in STAGE_COLUMNS] for r in rows]
-    ids = [[r["model_id"]] for r in rows]
+    ids = list(dict.fromkeys(r["model_id"] for r in rows))
     conn.execute("begin")
     try:
+        known = 0
+        if ids:
+            known = conn.execute(
+                f"select count(*) from stage.items where model_id in ({', '.join('?' for _ in ids)})",
+                ids).fetchone()[0]
         conn.executemany(f"insert or replace into stage.items values ({marks})", records)
         if api:
-            conn.executemany("insert or ignore into stage.api values (?)", ids)
-        new = 0
-        if slice_ids:
-            before = conn.total_changes
-            conn.executemany("insert or ignore into stage.slice values (?)", ids)
-            new = conn.total_changes - before
+            conn.executemany("insert or ignore into stage.api values (?)", [[i] for i in ids])
+        before = conn.total_changes
+        conn.executemany("insert or ignore into stage.slice values (?)", [[i] for i in ids])
+        new_to_slice = conn.total_changes - before
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
         raise
-    return new
+    return len(ids) - known, new_to_slice
 
 
 def stage_listed(db, model_ids):

@@ -1,0 +1,135 @@
+"""The `export` and `check` commands: parse options, call indexer.export, print the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import sys
+from contextlib import closing, contextmanager
+
+import click
+
+from indexer import export, store
+
+
+def db_option(func):
+    # The same option as indexer.cli.db_option, spelled out here so that cli.py
+    # can import this module wherever it likes without an import cycle.
+    return click.option("--db", "db_path", default="catalog.db", envvar="INDEXER_DB",
+                        show_default=True, type=click.Path(dir_okay=False),
+                        help="The catalog database (env INDEXER_DB).")(func)
+
+
+@contextmanager
+def catalog(db_path):
+    """The open catalog, with every catalog or SQLite error turned into one `Error:` line."""
+    try:
+        db = store.open_db(db_path, create=False)
+    except store.CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield db
+    except sqlite3.Error as error:
+        raise click.ClickException(store.describe_db_error(db_path, error)) from None
+    finally:
+        db.conn.close()
+
+
+def warn_if_stale(db):
+    warning = export.freshness_warning(db, store.utc_now())
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.command("export")
+@db_option
+@click.option("--all", "all_models", is_flag=True,
+              help="Export the whole catalog, not only API-capable models (removed ones too).")
+@click.option("--task", "tasks", multiple=True, metavar="TASK",
+              help="Keep models with this task, e.g. text-generation (repeat for any of several).")
+@click.option("--owner", "owners", multiple=True, metavar="OWNER",
+              help="Keep models of this owner, spelled as on the hub (repeat for any of several).")
+@click.option("--min-downloads", type=click.IntRange(min=0), metavar="N",
+              help="Keep models with at least N downloads.")
+@click.option("--listed", is_flag=True,
+              help="Keep only IDs the inference service's /models list names.")
+@click.option("--search", metavar="TEXT",
+              help="Keep models whose ID, names, description or tags contain TEXT (any case).")
+@click.option("--sort", type=click.Choice(list(export.SORTS)), default="downloads",
+              show_default=True, help="Order: most downloads, most likes, newest update, or by ID.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Export at most N models.")
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="txt", show_default=True,
+              help="txt: one ID a line; comma: one comma-separated line; csv, json, jsonl: "
+                   "ID, owner, tasks, downloads, likes, flags and URL.")
+@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              metavar="FILE", help="Write to FILE, replaced only once the export is complete.")
+def export_command(db_path, all_models, tasks, owners, min_downloads, listed, search, sort,
+                   limit, fmt, output):
+    """Export the IDs to call (API-capable models, most downloaded first) as a list or a table."""
+    filters = export.Filters(all_models=all_models, listed=listed, tasks=tasks, owners=owners,
+                             min_downloads=min_downloads, search=search, sort=sort, limit=limit)
+    # closing(): the query's cursor is released before the catalog is closed.
+    with catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
+        warn_if_stale(db)
+        if output == "-":
+            write_stdout(rows, fmt)
+            return
+        try:
+            count = export.export_to_file(rows, fmt, output)
+        except OSError as error:
+            raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"exported {count:,} models to {output}", err=True)
+
+
+def write_stdout(rows, fmt):
+    stream = sys.stdout
+    try:
+        export.write_export(rows, fmt, stream)
+        stream.flush()
+    except BrokenPipeError:
+        # `indexer export | head` closed the pipe early: that is not an error,
+        # but Python would complain on exit unless stdout points elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+
+
+@click.command("check")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: one aligned line per ID; json: a list of objects.")
+@click.argument("ids", nargs=-1, required=True, metavar="ID... | -")
+def check_command(db_path, fmt, ids):
+    """Check model IDs (or `-` to read them from stdin) and exit 0 only if every one is ok."""
+    wanted = read_ids(ids, sys.stdin)
+    if not wanted:
+        raise click.UsageError("no model IDs given")
+    with catalog(db_path) as db:
+        warn_if_stale(db)
+        results = export.check_ids(db, wanted)
+    if fmt == "json":
+        click.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        for result in results:
+            click.echo(format_check_line(result))
+    sys.exit(0 if all(r["status"] == "ok" for r in results) else 1)
+
+
+def read_ids(args, stdin):
+    """IDs from the arguments, `-` standing for stdin; commas and whitespace separate IDs."""
+    ids = []
+    for arg in args:
+        text = stdin.read() if arg == "-" else arg
+        # So that `indexer export --format comma | indexer check -` works too.
+        ids.extend(part for part in re.split(r"[,\s]+", text) if part)
+    return ids
+
+
+def format_check_line(result):
+    line = f"{result['status']:<10}{result['id']}"
+    if result["note"]:
+        line += f"  {result['note']}"
+    if result["suggestions"]:
+        line += "  did you mean: " + ", ".join(result["suggestions"])
+    return line
