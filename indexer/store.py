@@ -172,8 +172,7 @@ def _create_tables(db):
     conn.execute("create index if not exists model_tracking_listed on model_tracking(listed)")
     conn.execute("create table if not exists catalog_info (key text primary key, value text)")
     for columns in (["api_inference", "downloads"], ["owner"], ["downloads"], ["likes"],
-                    ["updated_at"], ["license"], ["in_inference_list"], ["last_seen_at"],
-                    ["created_at"]):
+                    ["updated_at"], ["license"], ["in_inference_list"]):
         db.table("models").create_index(columns, if_not_exists=True)
     db.table("model_events").create_index(["at"], if_not_exists=True)
     db.table("model_events").create_index(["model_id", "at"], if_not_exists=True)

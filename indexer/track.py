@@ -86,12 +86,16 @@ def _save_stats(conn, day):
 def _save_models(conn, at):
     cols = ", ".join(STAGE_META)
     sets = ", ".join(f"{c} = excluded.{c}" for c in STAGE_META)
+    differs = " or ".join(f"{c} is not excluded.{c}" for c in STAGE_META)
+    # Rewrite a row only when its metadata moved: an unchanged re-crawl then
+    # touches no index and no full-text entry, only `last_seen_at` below.
     conn.execute(f"""
         insert into models (model_id, {cols}, api_inference, in_inference_list,
                             first_seen_at, last_seen_at)
         select model_id, {cols}, 0, 0, ?, ? from stage.items where true
-        on conflict (model_id) do update set {sets}, last_seen_at = excluded.last_seen_at""",
-                 [at, at])
+        on conflict (model_id) do update set {sets} where {differs}""", [at, at])
+    conn.execute("update models set last_seen_at = ? where last_seen_at is not ? "
+                 "and model_id in (select model_id from stage.items)", [at, at])
     # IDs the inference service lists but the hub list lacks still get a row (§2.6).
     conn.execute("""
         insert into models (model_id, owner, name, url, api_inference, in_inference_list,
