@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -658,16 +657,3 @@ def test_stop_closes_everything(catalog, s):
     with pytest.raises(requests.exceptions.ConnectionError):
         s.put(url, json={}, timeout=2)
     hub.stop()  # idempotent
-
-
-@pytest.mark.skipif(not os.environ.get("FAKEHUB_SLOW"), reason="set FAKEHUB_SLOW=1 for the scale check")
-def test_scale_254k(s):  # pragma: no cover - manual
-    t = time.monotonic()
-    cat = build_catalog(254_000, api_fraction=0.002)
-    assert time.monotonic() - t < 20
-    with FakeHub(cat) as hub:
-        put(s, hub, {"PageSize": 100, "SortBy": "GmtModified"})
-        t = time.monotonic()
-        for p in range(2, 52):
-            assert len(models(put(s, hub, {"PageSize": 100, "PageNumber": p, "SortBy": "GmtModified"}))) == 100
-        assert (time.monotonic() - t) / 50 < 0.1
