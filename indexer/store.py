@@ -195,8 +195,9 @@ def _create_fts(db):
     old = ", ".join(f"old.{c}" for c in FTS_COLUMNS)
     changed = " or ".join(f"old.{c} is not new.{c}" for c in FTS_COLUMNS)
     conn = db.conn
-    conn.execute(f"create virtual table if not exists models_fts using fts5({cols}, content='models', "
-                 "content_rowid='rowid', tokenize='trigram')")
+    # Datasette 0.65 recognises the content table only when it is double-quoted.
+    conn.execute(f"""create virtual table if not exists models_fts using fts5({cols},
+                     content="models", content_rowid="rowid", tokenize="trigram")""")
     conn.execute(f"""create trigger if not exists models_ai after insert on models begin
         insert into models_fts(rowid, {cols}) values (new.rowid, {new}); end""")
     conn.execute(f"""create trigger if not exists models_ad after delete on models begin

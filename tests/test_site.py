@@ -1,0 +1,703 @@
+"""The Datasette site: metadata, canned queries, feed, dashboard, banner (issue 4)."""
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import urllib.parse
+import xml.etree.ElementTree as ET
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from datasette.app import Datasette
+from datasette.utils import tilde_encode
+
+from indexer import site, store
+from tests.fakehub import FakeHub
+from tests.fixtures.catalog import (API_IMAGE_ID, LISTED_MISSING_ID, LISTED_NOT_API_ID,
+                                    UNLISTED_API_CHAT_ID, build_catalog)
+from tests.helpers import rows, run_crawl
+
+DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
+LAST_CRAWL_AT = "2026-11-03T03:00:00+00:00"
+TG = "text-generation"
+EVIL_NAME = "<script>alert(1)</script>"
+EVIL_ID = f"evil/{EVIL_NAME}"
+EVIL_URL = f"https://modelscope.cn/models/{EVIL_ID}"
+ATOM = "{http://www.w3.org/2005/Atom}"
+FRESH = 30
+
+
+class Clock:
+    def __init__(self, start=DAY0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
+def first_model(catalog, api, listed, task=None, skip=()):
+    for model_id in sorted(catalog.model_ids()):
+        item = catalog.get(model_id)
+        if (model_id in skip or (model_id in catalog.api_ids) != api
+                or (model_id in catalog.listed_ids) != listed):
+            continue
+        if task and task not in [t["Name"] for t in item["Tasks"]]:
+            continue
+        return model_id
+    raise LookupError("no such model in the fixture catalog")
+
+
+@pytest.fixture(scope="module")
+def crawl(tmp_path_factory):
+    """A catalog crawled three days running, with events of every common kind, plus a hostile row.
+
+    Returns the catalog's path and the models the test changed on the hub.
+    """
+    path = tmp_path_factory.mktemp("site") / "catalog.db"
+    catalog = build_catalog()
+    clock = Clock()
+    picks = {}
+    with FakeHub(catalog) as hub:
+        run_crawl(path, hub, scope="full", now=clock)
+        template = catalog.get(first_model(catalog, api=False, listed=False))
+        for i in range(FRESH):
+            catalog.add(dict(template, Id=990_000 + i, Name=f"Fresh-Model-{i:02d}"))
+        catalog.set_api(LISTED_NOT_API_ID, True)
+        picks["removed"] = first_model(catalog, api=False, listed=False, skip={template["Path"] + "/" + template["Name"]})
+        catalog.remove(picks["removed"])
+        picks["changed"] = first_model(catalog, api=False, listed=False, skip=set(picks.values()))
+        catalog.update(picks["changed"], License="Changed-License-1.0")
+        picks["unlisted"] = first_model(catalog, api=True, listed=True, task=TG)
+        catalog.set_listed(picks["unlisted"], False)
+        for _ in range(2):
+            clock.now += timedelta(days=1)
+            run_crawl(path, hub, scope="full", now=clock)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(
+            "insert into models (model_id, owner, name, chinese_name, description, tasks, tags, "
+            "libraries, license, downloads, likes, api_inference, api_model_id, in_inference_list, "
+            "url, first_seen_at, last_seen_at) values (?, 'evil', ?, '恶意模型<b>x</b>', "
+            "'<img src=x onerror=alert(2)>', ?, '[]', '[]', 'MIT', 5, 0, 1, ?, 0, ?, ?, ?)",
+            [EVIL_ID, EVIL_NAME, json.dumps([TG]), EVIL_ID, EVIL_URL, LAST_CRAWL_AT, LAST_CRAWL_AT])
+        conn.execute("insert into model_events (run_id, model_id, event, at, detail) "
+                     "values (null, ?, 'added', '2026-11-03T04:00:00+00:00', null)", [EVIL_ID])
+        # Ten days of history, so `trending` (and the dashboard's growth chart) has a row.
+        conn.execute("insert into model_stats values (?, '2026-10-24', 1, 0)", [EVIL_ID])
+        conn.execute("insert into model_stats values (?, '2026-11-03', 5, 0)", [EVIL_ID])
+    conn.close()
+    return path, picks
+
+
+@pytest.fixture(scope="module")
+def crawled(crawl):
+    return crawl[0]
+
+
+@pytest.fixture(scope="module")
+def picks(crawl):
+    return crawl[1]
+
+
+@pytest.fixture(scope="module")
+def ds(crawled):
+    return site.build_datasette(crawled)
+
+
+@pytest.fixture(scope="module")
+def models(crawled):
+    """Every models row as stored, with `_tasks` decoded."""
+    out = rows(crawled, "select * from models")
+    for row in out:
+        row["_tasks"] = json.loads(row["tasks"] or "null") or []
+    return out
+
+
+def get(ds, url):
+    return asyncio.run(ds.client.get(url))
+
+
+def get_json(ds, url):
+    response = get(ds, url)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def q(**params):
+    return urllib.parse.urlencode(params)
+
+
+def public(row, *columns):
+    return {c: row[c] for c in columns}
+
+
+def is_unlisted_chat(m):
+    return m["api_inference"] == 1 and m["in_inference_list"] == 0 and TG in m["_tasks"]
+
+
+def is_callable(m):
+    return (m["api_inference"] == 1 or m["in_inference_list"] == 1) and not is_unlisted_chat(m)
+
+
+def by_downloads(rows_, key="model_id"):
+    return sorted(rows_, key=lambda r: (-(r["downloads"] or 0), r[key]))
+
+
+# The fixture itself -------------------------------------------------------
+
+
+def test_the_fixture_has_the_events_the_tests_rely_on(crawled):
+    counts = Counter(r["event"] for r in rows(crawled, "select event from model_events"))
+    assert counts == {"added": FRESH + 1, "api_enabled": 1, "changed": 1, "removed": 1, "unlisted": 1}
+
+
+# Index and tables ---------------------------------------------------------
+
+
+def test_internal_tables_are_hidden(ds):
+    tables = get_json(ds, "/catalog.json")["tables"]
+    assert sorted(t["name"] for t in tables if not t["hidden"]) == [
+        "crawl_runs", "model_events", "model_stats", "models"]
+    page = get(ds, "/catalog").text
+    assert "model_tracking" not in page and "catalog_info" not in page
+
+
+def test_every_public_column_has_a_description(ds, crawled):
+    meta = site.load_metadata()["databases"]["catalog"]["tables"]
+    for name in ("models", "crawl_runs", "model_events", "model_stats", "trending",
+                 "api_history", "api_models"):
+        columns = [r["name"] for r in rows(crawled, f"select name from pragma_table_info('{name}')")]
+        assert sorted(meta[name]["columns"]) == sorted(columns), name
+
+
+def test_models_table_facets_and_sort(ds, models):
+    data = get_json(ds, "/catalog/models.json?_size=3&_shape=objects")
+    # Datasette 0.65 drops a facet that timed out from the JSON (and names it
+    # on the HTML page), so all six must be here with their counts.
+    facets = data["facet_results"]
+    assert sorted(facets) == sorted(["api_inference", "tasks", "owner", "license", "libraries",
+                                     "in_inference_list"])
+    for flag in ("api_inference", "in_inference_list"):
+        assert {r["value"]: r["count"] for r in facets[flag]["results"]} == Counter(m[flag] for m in models)
+    tasks = Counter(t for m in models for t in m["_tasks"])
+    assert {r["value"]: r["count"] for r in facets["tasks"]["results"]} == dict(tasks.most_common(30))
+    assert [r["model_id"] for r in data["rows"]] == [m["model_id"] for m in by_downloads(models)[:3]]
+    page = get(ds, "/catalog/models").text
+    assert "facets-timed-out" not in page
+    assert '<a href="https://modelscope.cn/models/Qwen/Qwen2.5-7B-Instruct">' in page
+
+
+@pytest.mark.parametrize("fragment", ["wen2.5-7", "QWEN3-2", "Kimi-K2", "通义千问", "深度求索", "恶意模"])
+def test_search_finds_models_by_id_fragments_and_chinese_names(ds, models, fragment):
+    got = get_json(ds, f"/catalog/models.json?{q(_search=fragment)}&_shape=array&_size=max")
+    text = lambda m: " ".join(m[c] or "" for c in store.FTS_COLUMNS).lower()
+    assert_by_downloads(got, [m for m in models if fragment.lower() in text(m)])
+
+
+def test_short_fragments_need_contains(ds, models):
+    assert get_json(ds, "/catalog/models.json?_search=V3&_shape=arrayfirst") == []
+    got = get_json(ds, "/catalog/models.json?model_id__contains=V3&_shape=array&_size=max")
+    assert_by_downloads(got, [m for m in models if "v3" in m["model_id"].lower()])
+
+
+def assert_by_downloads(got, expected):
+    """The same models, most downloaded first (Datasette breaks ties its own way)."""
+    assert sorted(r["model_id"] for r in got) == sorted(m["model_id"] for m in expected)
+    assert got
+    downloads = [-1 if r["downloads"] is None else r["downloads"] for r in got]
+    assert downloads == sorted(downloads, reverse=True)
+
+
+# Canned queries -----------------------------------------------------------
+
+
+API_COLUMNS = ("model_id", "owner", "tasks", "downloads", "likes", "in_inference_list", "url")
+
+
+def api_rows(models, keep=lambda m: True):
+    out = [dict(public(m, *API_COLUMNS), model_id=m["api_model_id"] or m["model_id"])
+           for m in models if m["api_inference"] == 1 and keep(m)]
+    return by_downloads(out)
+
+
+@pytest.mark.parametrize("params, keep", [
+    ({}, lambda m: True),
+    ({"task": "", "owner": "", "min_downloads": ""}, lambda m: True),
+    ({"task": TG}, lambda m: TG in m["_tasks"]),
+    ({"owner": "Qwen"}, lambda m: m["owner"] == "Qwen"),
+    ({"min_downloads": "1000"}, lambda m: m["downloads"] >= 1000),
+    ({"task": "text-to-image-synthesis", "owner": "Qwen", "min_downloads": "10"},
+     lambda m: "text-to-image-synthesis" in m["_tasks"] and m["owner"] == "Qwen" and m["downloads"] >= 10),
+])
+def test_find_api_models(ds, models, params, keep):
+    got = get_json(ds, f"/catalog/find_api_models.json?{q(**params)}&_shape=array")
+    assert got == api_rows(models, keep)
+    assert got
+
+
+def test_find_api_models_unfiltered_equals_the_api_models_view(ds):
+    view = get_json(ds, "/catalog/api_models.json?_shape=array&_size=max&_sort_desc=downloads")
+    query = get_json(ds, "/catalog/find_api_models.json?_shape=array")
+    assert sorted(query, key=lambda r: r["model_id"]) == sorted(view, key=lambda r: r["model_id"])
+
+
+FALLBACK_COLUMNS = ("model_id", "downloads", "likes", "in_inference_list", "tasks", "url")
+
+
+@pytest.mark.parametrize("params, task, n", [
+    ({}, None, 10), ({"task": "", "n": ""}, None, 10), ({"task": TG, "n": "3"}, TG, 3),
+    ({"task": "text-to-image-synthesis"}, "text-to-image-synthesis", 10), ({"n": "0"}, None, 1),
+])
+def test_fallback_models_and_ids(ds, models, params, task, n):
+    expected = by_downloads([
+        dict(public(m, *FALLBACK_COLUMNS), model_id=m["api_model_id"] or m["model_id"])
+        for m in models
+        if is_callable(m) and m["removed_at"] is None and (task is None or task in m["_tasks"])])[:n]
+    assert get_json(ds, f"/catalog/fallback_models.json?{q(**params)}&_shape=array") == expected
+    lines = get(ds, f"/catalog/fallback_ids.csv?{q(**params)}&_header=off").text.splitlines()
+    assert lines == [r["model_id"] for r in expected]
+    copyable = get(ds, f"/catalog/fallback_ids.copyable?{q(**params)}&_table_format=tsv&_raw=1")
+    assert copyable.text.splitlines() == ["model_id", *lines]
+
+
+def test_fallbacks_leave_out_chat_models_the_service_does_not_list(ds, picks):
+    ids = get_json(ds, f"/catalog/fallback_ids.json?{q(task=TG, n=1000)}&_shape=arrayfirst")
+    assert UNLISTED_API_CHAT_ID not in ids and picks["unlisted"] not in ids
+    assert EVIL_ID not in ids and LISTED_NOT_API_ID in ids
+
+
+CHECK_COLUMNS = ("model_id", "api_inference", "in_inference_list", "tasks", "downloads",
+                 "last_seen_at", "removed_at", "url")
+
+
+def check_row(models, model_id, match, status):
+    m = next(m for m in models if m["model_id"] == model_id)
+    return {"match": match, **public(m, *CHECK_COLUMNS[:1]),
+            "callable_id": m["api_model_id"] or m["model_id"], "status": status,
+            **public(m, *CHECK_COLUMNS[1:])}
+
+
+UNKNOWN_COLUMNS = ("callable_id", "api_inference", "in_inference_list", "tasks", "downloads",
+                   "last_seen_at", "removed_at", "url")
+
+
+def check(ds, pasted):
+    rows_ = get_json(ds, f"/catalog/check_model_id.json?{q(id=pasted)}&_shape=array")
+    # Column order is part of the answer users read.
+    if rows_:
+        assert list(rows_[0]) == ["match", "model_id", "callable_id", "status", "api_inference",
+                                  "in_inference_list", "tasks", "downloads", "last_seen_at",
+                                  "removed_at", "url"]
+    return rows_
+
+
+def test_check_model_id_without_an_id_answers_nothing(ds):
+    assert get_json(ds, "/catalog/check_model_id.json?_shape=array") == []
+    assert get_json(ds, "/catalog/check_model_id.json?id=&_shape=array") == []
+
+
+@pytest.mark.parametrize("model_id, status", [
+    ("Qwen/Qwen2.5-7B-Instruct", "ok"),
+    (API_IMAGE_ID, "ok"),                # the badge, not chat: not expected on the list
+    (LISTED_NOT_API_ID, "ok"),           # flagged since the second crawl
+    (LISTED_MISSING_ID, "ok"),           # listed, not on the hub: callable
+    (UNLISTED_API_CHAT_ID, "unlisted"),
+    (EVIL_ID, "unlisted"),
+    ("openmoss/MOSS-TTSD-v0.5", "not-api"),
+])
+def test_check_model_id_exact(ds, models, model_id, status):
+    got = check(ds, model_id)
+    assert got[0] == check_row(models, model_id, "exact", status)
+    assert all(r["match"] == "close" for r in got[1:])
+
+
+def test_check_model_id_for_a_removed_model(ds, models, picks):
+    removed = picks["removed"]
+    assert check(ds, removed)[0] == check_row(models, removed, "exact", "removed")
+
+
+def test_check_model_id_unknown_with_close_matches(ds, models):
+    got = check(ds, " qwen/qwen2.5-7b-instruct ")
+    assert got[0] == {"match": "exact", "model_id": "qwen/qwen2.5-7b-instruct", "status": "unknown",
+                      **{c: None for c in UNKNOWN_COLUMNS}}
+    close = [m for m in models if "qwen/qwen2.5-7b-instruct" in m["model_id"].lower()
+             or m["model_id"].lower() in "qwen/qwen2.5-7b-instruct"
+             or m["name"].lower() == "qwen2.5-7b-instruct"]
+    same_case_first = sorted(close, key=lambda m: (m["model_id"].lower() != "qwen/qwen2.5-7b-instruct",
+                                                   -(m["downloads"] or 0), m["model_id"]))
+    assert got[1:] == [check_row(models, m["model_id"], "close",
+                                 "ok" if is_callable(m) else "unlisted" if is_unlisted_chat(m) else "not-api")
+                       for m in same_case_first[:10]]
+    assert got[1]["model_id"] == "Qwen/Qwen2.5-7B-Instruct"
+
+
+def test_check_model_id_finds_the_name_under_another_owner(ds, models):
+    got = check(ds, "SomeMirror/Kimi-K2-Instruct")
+    assert got[0]["status"] == "unknown"
+    assert [r["model_id"] for r in got[1:]] == [UNLISTED_API_CHAT_ID]
+
+
+def test_check_model_id_finds_an_id_inside_pasted_text(ds):
+    got = check(ds, "modelscope/Qwen/Qwen-Image:latest")
+    assert got[0]["status"] == "unknown"
+    assert API_IMAGE_ID in [r["model_id"] for r in got[1:]]
+
+
+def test_check_model_id_caps_close_matches(ds):
+    got = check(ds, "a")
+    assert got[0]["status"] == "unknown" and len(got) == 11
+
+
+@pytest.mark.parametrize("pasted", ["%", "Qwen_Qwen2.5-7B-Instruct", "\\"])
+def test_check_model_id_takes_wildcards_literally(ds, pasted):
+    got = check(ds, pasted)
+    assert [r["status"] for r in got] == ["unknown"]
+    assert all("_" in r["model_id"] for r in check(ds, "_")[1:])
+
+
+def test_disagreements(ds, models, picks):
+    def kind(m):
+        if m["api_inference"] == 1:
+            return "badge, not listed"
+        if m["tasks"] is None and m["downloads"] is None:
+            return "listed, not on the hub"
+        return "listed, no badge"
+
+    expected = [
+        {"disagreement": kind(m), **public(m, "model_id", "api_model_id", "api_inference",
+                                            "in_inference_list", "tasks", "downloads",
+                                            "last_seen_at", "removed_at", "url")}
+        for m in models
+        if (is_unlisted_chat(m) and m["removed_at"] is None)
+        or (m["in_inference_list"] == 1 and m["api_inference"] == 0)]
+    expected.sort(key=lambda r: (r["disagreement"], -(r["downloads"] or 0), r["model_id"]))
+    got = get_json(ds, "/catalog/disagreements.json?_shape=array")
+    assert got == expected
+    assert {r["model_id"] for r in got} >= {UNLISTED_API_CHAT_ID, picks["unlisted"],
+                                            EVIL_ID, LISTED_MISSING_ID}
+    assert API_IMAGE_ID not in {r["model_id"] for r in got}
+
+
+def changes_ids(ds, **params):
+    return get_json(ds, f"/catalog/changes.json?{q(**params)}&_shape=arrayfirst")
+
+
+def test_changes_without_filters_lists_every_event_newest_first(ds, crawled):
+    events = rows(crawled, "select id from model_events order by at desc, id desc")
+    assert changes_ids(ds) == [e["id"] for e in events]
+    assert changes_ids(ds, event="", task="", owner="") == [e["id"] for e in events]
+
+
+def test_changes_filtered(ds, crawled, models, picks):
+    removed = picks["removed"]
+    got = get_json(ds, "/catalog/changes.json?event=removed&_shape=array")
+    (event,) = rows(crawled, "select * from model_events where event = 'removed'")
+    url = f"https://modelscope.cn/models/{removed}"
+    assert got == [{
+        "id": event["id"], "at": "2026-11-03T03:00:00+00:00", "event": "removed",
+        "model_id": removed, "owner": removed.split("/")[0],
+        "tasks": next(m["tasks"] for m in models if m["model_id"] == removed),
+        "detail": None, "url": url, "atom_id": f"tag:modelscope-indexer,2026:event/{event['id']}",
+        "atom_title": f"{removed}: removed", "atom_updated": "2026-11-03T03:00:00+00:00",
+        "atom_link": url, "atom_content": f"{removed} removed at 2026-11-03T03:00:00+00:00"}]
+    owner = picks["changed"].split("/")[0]
+    by_owner = rows(crawled, "select e.id from model_events e left join models m using (model_id) "
+                             "where coalesce(m.owner, substr(e.model_id, 1, instr(e.model_id, '/') - 1)) = ? "
+                             "order by e.at desc, e.id desc", [owner])
+    assert changes_ids(ds, owner=owner) == [r["id"] for r in by_owner]
+    chat = [r["id"] for r in rows(crawled, "select e.id from model_events e join models m using (model_id) "
+                                           "where m.tasks like '%\"text-generation\"%' "
+                                           "order by e.at desc, e.id desc")]
+    assert changes_ids(ds, task=TG) == chat
+    assert len(chat) >= 2
+    assert changes_ids(ds, task="text-to-image-synthesis") == [None]   # the placeholder
+
+
+def test_changes_with_nothing_to_show_has_one_placeholder_row(ds):
+    got = get_json(ds, "/catalog/changes.json?event=returned&_shape=array")
+    assert got == [{"id": None, "at": None, "event": None, "model_id": None, "owner": None,
+                    "tasks": None, "detail": None, "url": None,
+                    "atom_id": "tag:modelscope-indexer,2026:no-changes",
+                    "atom_title": "No matching catalog changes yet",
+                    "atom_updated": "2026-01-01T00:00:00+00:00",
+                    "atom_link": "https://modelscope.cn/models",
+                    "atom_content": "The catalog has recorded no changes matching this feed yet."}]
+
+
+# The Atom feed ------------------------------------------------------------
+
+
+def feed(ds, url):
+    response = get(ds, url)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(response.content)
+    assert root.find(f"{ATOM}title").text == "ModelScope catalog changes"
+    return root.findall(f"{ATOM}entry")
+
+
+def test_feed_with_many_events(ds, crawled):
+    entries = feed(ds, "/catalog/changes.atom")
+    events = rows(crawled, "select * from model_events order by at desc, id desc")
+    assert len(entries) == len(events) == FRESH + 5
+    titles = [e.find(f"{ATOM}title").text for e in entries]
+    assert sorted(titles) == sorted(f"{e['model_id']}: {e['event']}" for e in events)
+    assert f"{EVIL_ID}: added" in titles
+    assert all(e.find(f"{ATOM}updated").text.endswith("+00:00") for e in entries)
+    assert all(e.find(f"{ATOM}link").get("href").startswith("https://modelscope.cn/models/")
+               for e in entries)
+
+
+def test_feed_filtered(ds, crawled):
+    entries = feed(ds, f"/catalog/changes.atom?{q(event='added', owner='evil')}")
+    assert [e.find(f"{ATOM}title").text for e in entries] == [f"{EVIL_ID}: added"]
+
+
+@pytest.mark.parametrize("params", [{}, {"event": "removed"}, {"task": "no-such-task"}])
+def test_feed_with_no_events(baseline, params):
+    entries = feed(site.build_datasette(baseline), f"/catalog/changes.atom?{q(**params)}")
+    assert [e.find(f"{ATOM}title").text for e in entries] == ["No matching catalog changes yet"]
+
+
+def test_feed_of_a_filter_matching_nothing(ds):
+    entries = feed(ds, "/catalog/changes.atom?event=returned")
+    assert [e.find(f"{ATOM}id").text for e in entries] == ["tag:modelscope-indexer,2026:no-changes"]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """A catalog after its first crawl: models, but no events yet."""
+    path = tmp_path_factory.mktemp("baseline") / "catalog.db"
+    with FakeHub(build_catalog()) as hub:
+        run_crawl(path, hub, scope="full", now=Clock())
+    return path
+
+
+# Hostile text -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [
+    "/catalog/models?_search=alert",
+    "/catalog/models?owner=evil",
+    f"/catalog/models/{tilde_encode(EVIL_ID)}",
+    "/catalog/find_api_models?owner=evil",
+    f"/catalog/check_model_id?{q(id=EVIL_ID)}",
+    "/catalog/disagreements",
+    "/catalog/changes?owner=evil",
+    "/catalog/api_models?owner=evil",
+    "/catalog/model_events?model_id=" + urllib.parse.quote(EVIL_ID),
+])
+def test_a_hostile_model_name_renders_escaped(ds, url):
+    response = get(ds, url)
+    assert response.status_code == 200
+    assert "alert(1)" in response.text
+    assert EVIL_NAME not in response.text
+    assert "<img src=x" not in response.text and "<b>x" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+def test_model_ids_in_queries_link_to_modelscope(ds):
+    page = get(ds, "/catalog/find_api_models?owner=Qwen").text
+    assert ('<a href="https://modelscope.cn/models/Qwen/Qwen-Image">Qwen/Qwen-Image</a>') in page
+    page = get(ds, "/catalog/find_api_models?owner=evil").text
+    escaped = "evil/&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f'<a href="https://modelscope.cn/models/{escaped}">{escaped}</a>' in page
+
+
+# Dashboard ----------------------------------------------------------------
+
+
+def chart_rows(ds, chart):
+    config = site.load_metadata()["plugins"]["datasette-dashboards"]["catalog"]["charts"][chart]
+    return get_json(ds, f"/catalog.json?{q(sql=config['query'])}&_shape=array")
+
+
+def test_dashboard_renders(ds):
+    response = get(ds, "/-/dashboards/catalog")
+    assert response.status_code == 200
+    for title in ("API-capable models over time", "Events per week by type", "Top growing models",
+                  "Models per task", "Crawl health"):
+        assert title in response.text
+    assert get(ds, "/-/dashboards/catalog/crawl-health").status_code == 200
+
+
+def test_dashboard_charts(ds, crawled, models):
+    runs = rows(crawled, "select * from crawl_runs order by id desc")
+    assert chart_rows(ds, "api-now") == [{"n": sum(m["api_inference"] for m in models)}]
+    assert chart_rows(ds, "api-over-time") == [
+        {"day": r["finished_at"][:10], "api_models": r["api_models"]} for r in runs]
+    assert chart_rows(ds, "events-per-week") == [
+        {"week": "2026-44", "event": e, "events": n}
+        for e, n in sorted(Counter(r["event"] for r in rows(crawled, "select event from model_events")).items())]
+    assert chart_rows(ds, "top-growing") == [{
+        "model_id": "evil/&lt;script&gt;alert(1)&lt;/script&gt;", "api_inference": 1,
+        "downloads": 5, "downloads_7d": 4, "downloads_30d": None}]
+    tasks = Counter(t for m in models if m["removed_at"] is None for t in m["_tasks"])
+    assert {r["task"]: r["models"] for r in chart_rows(ds, "models-per-task")} == dict(tasks.most_common(25))
+    assert chart_rows(ds, "crawl-health") == [
+        {"id": r["id"], "scope": "full", "started_at": r["started_at"], "duration_s": 0.0,
+         "status": "complete", "models_seen": r["models_seen"], "api_models": r["api_models"],
+         "requests": r["requests"], "error": ""} for r in runs]
+
+
+def test_crawl_health_escapes_errors(tmp_path):
+    path = tmp_path / "catalog.db"
+    db = store.open_db(path)
+    db.conn.execute("insert into crawl_runs (scope, started_at, finished_at, status, error) values "
+                    "('api', '2026-11-01T03:00:00+00:00', '2026-11-01T03:02:30+00:00', 'failed', '<img src=x>')")
+    db.conn.close()
+    got = chart_rows(site.build_datasette(path), "crawl-health")
+    assert [(r["duration_s"], r["error"]) for r in got] == [(150.0, "&lt;img src=x&gt;")]
+
+
+# Freshness banner ---------------------------------------------------------
+
+
+BANNER_PAGES = ["/", "/catalog", "/catalog/models", "/catalog/models/Qwen~2FQwen-Image",
+                "/catalog/find_api_models", "/catalog/changes", "/catalog/api_models",
+                "/-/dashboards/catalog"]
+
+
+@pytest.mark.parametrize("url", BANNER_PAGES)
+def test_every_page_says_when_the_catalog_was_refreshed(ds, url):
+    page = get(ds, url).text
+    assert page.count(f"Catalog last refreshed {LAST_CRAWL_AT} (full)") == 1
+    assert "Sample data" not in page and "Last crawl" not in page
+
+
+def catalog_with(tmp_path, runs=(), sample=False, name="catalog.db"):
+    path = tmp_path / name
+    db = store.open_db(path)
+    for scope, status, finished_at, error in runs:
+        db.conn.execute("insert into crawl_runs (scope, started_at, finished_at, status, error) "
+                        "values (?, ?, ?, ?, ?)", [scope, finished_at, finished_at, status, error])
+    if sample:
+        db.conn.execute("insert into catalog_info values ('sample', '1')")
+    db.conn.close()
+    return site.build_datasette(path)
+
+
+def banner(ds, url="/catalog/models"):
+    response = get(ds, url)
+    assert response.status_code == 200
+    page = response.text
+    if 'class="catalog-banner"' not in page:
+        return []
+    block = page.split('class="catalog-banner"', 1)[1].split("</div>", 1)[0]
+    return [p.split(">", 1)[1].split("</p>", 1)[0] for p in block.split("<p ")[1:]]
+
+
+def test_banner_for_the_sample(tmp_path):
+    ds = catalog_with(tmp_path, sample=True)
+    assert banner(ds) == ["Sample data: these are the bundled example models, not real ModelScope "
+                          "counts until the first live crawl."]
+
+
+def test_banner_without_any_crawl(tmp_path):
+    assert banner(catalog_with(tmp_path)) == [
+        "No crawl has completed yet: the catalog may be empty."]
+
+
+def test_banner_after_a_failed_crawl(tmp_path):
+    ds = catalog_with(tmp_path, runs=[
+        ("full", "complete", "2026-11-01T03:00:00+00:00", None),
+        ("api", "complete", "2026-11-01T04:00:00+00:00", None),
+        ("api", "failed", "2026-11-01T05:00:00+00:00", "HTTP 503 <b>from</b> the hub"),
+        ("api", "running", None, None),
+    ])
+    assert banner(ds) == [
+        "Last crawl failed at 2026-11-01T05:00:00+00:00: HTTP 503 &lt;b&gt;from&lt;/b&gt; the hub",
+        "Catalog last refreshed 2026-11-01T04:00:00+00:00 (api)"]
+
+
+def test_banner_after_an_incomplete_crawl_then_a_complete_one(tmp_path):
+    ds = catalog_with(tmp_path, runs=[
+        ("full", "incomplete", "2026-11-01T03:00:00+00:00", "stopped"),
+        ("api", "complete", "2026-11-01T04:00:00+00:00", None),
+    ])
+    assert banner(ds) == ["Catalog last refreshed 2026-11-01T04:00:00+00:00 (api)"]
+
+
+def test_banner_for_an_incomplete_crawl_without_an_error(tmp_path):
+    ds = catalog_with(tmp_path, runs=[("full", "incomplete", "2026-11-01T03:00:00+00:00", None)])
+    assert banner(ds) == ["Last crawl incomplete at 2026-11-01T03:00:00+00:00",
+                          "No crawl has completed yet: the catalog may be empty."]
+
+
+def test_a_file_that_is_not_a_catalog_still_serves(tmp_path):
+    path = tmp_path / "catalog.db"
+    sqlite3.connect(path).execute("create table t (x)").connection.close()
+    ds = site.build_datasette(path)
+    assert banner(ds, "/catalog") == []
+    assert get(ds, "/").status_code == 200
+
+
+def test_a_catalog_of_another_name(crawled, tmp_path):
+    path = tmp_path / "models-2026.db"
+    source = sqlite3.connect(crawled)
+    target = sqlite3.connect(path)
+    source.backup(target)
+    source.close()
+    target.close()
+    ds = site.build_datasette(path)
+    assert banner(ds, "/models-2026/models") == [f"Catalog last refreshed {LAST_CRAWL_AT} (full)"]
+    assert get_json(ds, "/models-2026/fallback_ids.json?n=2&_shape=arrayfirst") == \
+        get_json(site.build_datasette(crawled), "/catalog/fallback_ids.json?n=2&_shape=arrayfirst")
+    assert get(ds, "/-/dashboards/catalog").status_code == 200
+    charts = get_json(ds, "/-/metadata.json")["plugins"]["datasette-dashboards"]["catalog"]["charts"]
+    assert {c["db"] for c in charts.values()} == {"models-2026"}
+
+
+def test_the_site_plugin_leaves_other_datasettes_alone(crawled):
+    site.register_plugin()
+    site.register_plugin()
+    plain = Datasette([str(crawled)])
+    page = get(plain, "/catalog/models").text
+    assert "catalog-banner" not in page and "last refreshed" not in page
+    # ...while ours shows the banner once, however often the plugin was registered.
+    assert get(site.build_datasette(crawled), "/catalog").text.count("Catalog last refreshed") == 1
+
+
+# Read-only, robots, exports -----------------------------------------------
+
+
+def test_robots_allow_only_the_index(ds):
+    response = get(ds, "/robots.txt")
+    assert response.status_code == 200
+    assert response.text == "User-agent: *\nDisallow: /catalog"
+
+
+@pytest.mark.parametrize("url", ["/catalog/find_api_models", "/catalog/models", "/catalog",
+                                 "/-/messages", "/catalog/models/-/insert"])
+def test_writes_are_refused(ds, url):
+    response = asyncio.run(ds.client.post(url, data={"task": ""}))
+    assert response.status_code == 405
+
+
+def test_sql_cannot_write(ds, crawled):
+    before = rows(crawled, "select count(*) as n from models")
+    response = get(ds, "/catalog.json?" + q(sql="delete from models"))
+    assert response.status_code == 400
+    assert rows(crawled, "select count(*) as n from models") == before
+
+
+def test_the_database_file_is_not_downloadable(ds):
+    assert get(ds, "/catalog.db").status_code in (403, 404)
+
+
+def test_csv_streaming_returns_every_api_model_past_the_row_cap(crawled, models):
+    ds = site.build_datasette(crawled, settings={"max_returned_rows": 10})
+    response = get(ds, "/catalog/api_models.csv?_stream=on&_col=model_id&_header=off")
+    assert response.status_code == 200
+    ids = [m["api_model_id"] or m["model_id"] for m in models if m["api_inference"] == 1]
+    assert len(ids) > 10
+    assert sorted(response.text.splitlines()) == sorted(ids)
+    # The models table's page size was fitted under the lower cap instead of failing.
+    assert get(ds, "/catalog/models.json").status_code == 200
+
+
+def test_json_array_of_api_models(ds, models):
+    got = get_json(ds, "/catalog/models.json?api_inference=1&_shape=array&_size=max&_col=api_model_id")
+    assert sorted(r["model_id"] for r in got) == sorted(m["model_id"] for m in models if m["api_inference"] == 1)
