@@ -29,10 +29,13 @@ STAGE_COLUMNS = (
 DATA_TABLES = ("models", "model_events", "model_stats", "model_tracking", "crawl_runs")
 
 VIEWS = {
-    # Growth over a window, measured against the newest day with stats so that a
-    # catalog that stopped crawling (or the sample) still shows its last trend.
+    # Growth over a window, measured back from the last crawl's day (or the
+    # newest stats day) so a catalog that stopped crawling still shows its trend.
     "trending": """
-        with ref as (select max(day) as today from model_stats)
+        with ref as (select coalesce(
+            (select substr(max(finished_at), 1, 10) from crawl_runs
+              where status in ('complete', 'incomplete')),
+            (select max(day) from model_stats)) as today)
         select m.model_id, m.owner, m.tasks, m.api_inference, m.downloads, m.likes,
           m.downloads - (select s.downloads from model_stats s
                          where s.model_id = m.model_id
@@ -168,8 +171,10 @@ def _create_tables(db):
           tasks text,
           chinese_name text
         ) without rowid""")
-    conn.execute("create index if not exists model_tracking_api on model_tracking(api)")
-    conn.execute("create index if not exists model_tracking_listed on model_tracking(listed)")
+    # Partial indexes: only the few hundred flagged models are ever looked up.
+    conn.execute("create index if not exists model_tracking_api on model_tracking(api) where api = 1")
+    conn.execute("create index if not exists model_tracking_listed on model_tracking(listed) "
+                 "where listed = 1")
     conn.execute("create table if not exists catalog_info (key text primary key, value text)")
     for columns in (["api_inference", "downloads"], ["owner"], ["downloads"], ["likes"],
                     ["updated_at"], ["license"], ["in_inference_list"]):
@@ -178,7 +183,6 @@ def _create_tables(db):
     db.table("model_events").create_index(["model_id", "at"], if_not_exists=True)
     db.table("model_events").create_index(["event", "at"], if_not_exists=True)
     db.table("crawl_runs").create_index(["scope", "status"], if_not_exists=True)
-    db.table("model_stats").create_index(["day"], if_not_exists=True)
     _create_fts(db)
     for name, sql in VIEWS.items():
         db.create_view(name, sql.strip(), replace=True)
@@ -197,7 +201,8 @@ def _create_fts(db):
     conn = db.conn
     # Datasette 0.65 recognises the content table only when it is double-quoted.
     conn.execute(f"""create virtual table if not exists models_fts using fts5({cols},
-                     content="models", content_rowid="rowid", tokenize="trigram")""")
+                     content="models", content_rowid="rowid", tokenize="trigram",
+                     columnsize=0)""")
     conn.execute(f"""create trigger if not exists models_ai after insert on models begin
         insert into models_fts(rowid, {cols}) values (new.rowid, {new}); end""")
     conn.execute(f"""create trigger if not exists models_ad after delete on models begin
