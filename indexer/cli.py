@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
 
-from indexer import DEFAULT_HUB_URL, DEFAULT_INFERENCE_URL, __version__
-
-DB_OPTION_HELP = "The catalog database (env INDEXER_DB)."
-
-
-def db_option(func):
-    return click.option("--db", "db_path", default="catalog.db", envvar="INDEXER_DB",
-                        show_default=True, type=click.Path(dir_okay=False),
-                        help=DB_OPTION_HELP)(func)
-
-
-def setup_logging(verbose=False):
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    # urllib3 logs full URLs at DEBUG; our own lines are enough.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-
+from indexer import __version__
+from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="indexer")
@@ -62,25 +45,6 @@ class Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
-
-
-def hub_options(func):
-    func = click.option("--inference-url", default=DEFAULT_INFERENCE_URL, show_default=True,
-                        envvar="MODELSCOPE_INFERENCE_URL",
-                        help="Base URL of the OpenAI-compatible inference service "
-                             "(env MODELSCOPE_INFERENCE_URL).")(func)
-    func = click.option("--hub-url", default=DEFAULT_HUB_URL, show_default=True,
-                        envvar="MODELSCOPE_HUB_URL",
-                        help="Base URL of the ModelScope hub (env MODELSCOPE_HUB_URL).")(func)
-    return func
-
-
-def build_fetcher(hub_url, inference_url, delay=0.5, max_retries=4, timeout=30.0):
-    from indexer import fetch
-
-    token = os.environ.get("MODELSCOPE_TOKEN") or None
-    return fetch.Fetcher(fetch.build_session(token), hub_url=hub_url, inference_url=inference_url,
-                         delay=delay, max_retries=max_retries, timeout=timeout)
 
 
 @cli.command()
@@ -160,9 +124,11 @@ def changes(db_path, since, event_names, task, owner, limit, fmt):
 def _register_commands():
     # Commands grouped by concern live in their own modules (STYLE: split by concern).
     from indexer.cli_export import check_command, export_command
+    from indexer.cli_probe import probe_command
+    from indexer.cli_serve import schedule, serve, snapshot
 
-    cli.add_command(export_command)
-    cli.add_command(check_command)
+    for command in (export_command, check_command, probe_command, serve, schedule, snapshot):
+        cli.add_command(command)
 
 
 _register_commands()

@@ -22,6 +22,10 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
     day = now.date().isoformat()
     wiped = False
     if not keep_sample and _get(conn, "sample") == "1":
+        if not complete:
+            # A live crawl that did not finish leaves the sample in place rather
+            # than a partial catalog (issue 4).
+            return {"events": 0, "stats_rows": 0, "baseline": False}
         _wipe_sample(conn, run_id)
         wiped = True
     if keep_sample:

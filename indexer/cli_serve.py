@@ -1,0 +1,127 @@
+"""The `serve`, `schedule` and `snapshot` commands: parse options, call one function."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
+
+
+def _checked_by(parser_name):
+    """A click callback that rejects what `schedule.<parser_name>` cannot read."""
+
+    def check(ctx, param, value):
+        from indexer import schedule
+
+        try:
+            getattr(schedule, parser_name)(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+        return value
+
+    return check
+
+
+def crawl_options(func):
+    """The options of a scheduled crawl, as `indexer crawl` spells them."""
+    options = [
+        click.option("--api-every", default="1h", show_default=True,
+                     callback=_checked_by("parse_every"),
+                     help="How often to crawl the API-Inference set (30m, 1h, 6h, 1d); "
+                          "at start too when the last complete crawl is older."),
+        # Daily at 03:00 in UTC+8, the clock ModelScope counts its days by (issue 4).
+        click.option("--full-cron", default="0 3 * * *", show_default=True,
+                     callback=_checked_by("parse_full_cron"),
+                     help="When to crawl the whole hub: a crontab line in UTC+8 "
+                          "(ModelScope's day), or `off`."),
+        hub_options,
+        click.option("--delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="Seconds to pause between two requests to one host."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
+                     help="Retries for a request that meets 429, 5xx, a timeout or a bad answer."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                     help="Seconds to wait for one answer."),
+        click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
+                     envvar="INDEXER_CONFIRM",
+                     help="Consecutive complete crawls a model must be missing from before "
+                          "removed, api_disabled or unlisted is recorded (env INDEXER_CONFIRM)."),
+        click.option("-v", "--verbose", is_flag=True, help="Log every retry and request detail."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def setup_scheduler_logging(verbose):
+    setup_logging(verbose)
+    if not verbose:
+        # Our own lines say when a crawl starts and how it ended; APScheduler's
+        # per-job INFO lines repeat that. Its warnings (a missed run) still show.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def build_crawler(db_path, hub_url, inference_url, delay, max_retries, timeout, confirm):
+    from indexer import schedule
+
+    # A fresh fetcher per crawl: its counters belong to one run. The token is
+    # read from MODELSCOPE_TOKEN inside build_fetcher and never logged.
+    return schedule.Crawler(
+        db_path, lambda: build_fetcher(hub_url, inference_url, delay, max_retries, timeout),
+        confirm=confirm)
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 makes the site public.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8001, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--no-schedule", is_flag=True, help="Only serve; crawl nothing.")
+@crawl_options
+def serve(db_path, host, port, no_schedule, api_every, full_cron, hub_url, inference_url, delay,
+          max_retries, timeout, confirm, verbose):
+    """Serve the catalog with Datasette and keep it fresh with scheduled crawls, in one process."""
+    from indexer import serve as serving
+    from indexer import store
+
+    setup_scheduler_logging(verbose)
+    crawler = None if no_schedule else build_crawler(db_path, hub_url, inference_url, delay,
+                                                     max_retries, timeout, confirm)
+    log = logging.getLogger("indexer.serve")
+    try:
+        serving.run(db_path, host, port, crawler, api_every, full_cron,
+                    on_ready=lambda url: log.info("serving %s at %s", db_path, url))
+    except (serving.ServeError, store.CatalogError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command()
+@db_option
+@crawl_options
+def schedule(db_path, api_every, full_cron, hub_url, inference_url, delay, max_retries, timeout,
+             confirm, verbose):
+    """Only run the scheduled crawls, for a catalog served some other way."""
+    import asyncio
+
+    from indexer import schedule as scheduling
+
+    setup_scheduler_logging(verbose)
+    crawler = build_crawler(db_path, hub_url, inference_url, delay, max_retries, timeout, confirm)
+    asyncio.run(scheduling.run_scheduler(crawler, api_every, full_cron))
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@db_option
+def snapshot(path, db_path):
+    """Write a consistent copy of the catalog to PATH, even while a crawl writes, for replicas."""
+    from indexer import serve as serving
+    from indexer import store
+
+    try:
+        size = serving.write_snapshot(db_path, path)
+    except store.CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"snapshot of {db_path} written to {path} ({size / 1e6:,.1f} MB)")
