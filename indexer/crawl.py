@@ -23,6 +23,11 @@ PAGE_SIZE = 100
 DEFAULT_SORT = "DownloadsCount"
 OTHER_SORTS = ("StarsCount", "GmtModified", "Default")
 DROP_LIMIT = 0.20
+# Fields every list item carried when the crawler was written (reference §2.3): an
+# item without one is the first sign the hub renamed or dropped it (issue 7). Items
+# without Path or Name are already counted as skipped_missing_path/_name.
+WATCHED_FIELDS = (("Downloads", "missing_downloads"), ("Stars", "missing_stars"),
+                  ("Tasks", "missing_tasks"))
 
 
 class CrawlError(Exception):
@@ -154,6 +159,7 @@ class Crawl:
                 before = conn.total_changes
                 conn.execute("insert or ignore into stage.slice values (?)", [key])
                 new += conn.total_changes - before
+        self._count_missing_fields(items)
         lacking = sum(1 for r in rows if not r["api_model_id"]) if api else 0
         if lacking:
             # Every API-Inference item should carry its callable ID (§2.5 step 4).
@@ -161,6 +167,21 @@ class Crawl:
         new_to_crawl, new_to_slice = store.stage_rows(self.db, rows, api=api)
         self.collected += new_to_crawl
         return new + new_to_slice
+
+    def _count_missing_fields(self, items):
+        """Count, once per item, each watched field it lacks (Stars may come as Likes)."""
+        conn = self.db.conn
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            for name, counter in WATCHED_FIELDS:
+                if item.get(name) is not None or (name == "Stars" and item.get("Likes") is not None):
+                    continue
+                before = conn.total_changes
+                conn.execute("insert or ignore into stage.lacking values (?)",
+                             [f"{counter}:{_skip_key(item)}"])
+                if conn.total_changes > before:
+                    self.warnings[counter] += 1
 
     def fetch_total(self):
         """The unfiltered TotalCount, from a one-item page."""
@@ -400,6 +421,7 @@ class Crawl:
         self.run_id = store.start_run(self.db, self.scope, started)
         store.attach_stage(self.db)
         self.db.conn.execute("create table stage.skipped (key text primary key) without rowid")
+        self.db.conn.execute("create table stage.lacking (key text primary key) without rowid")
         status, error, interrupted = "failed", None, None
         try:
             self.collect_api()

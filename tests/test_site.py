@@ -539,7 +539,9 @@ def test_dashboard_charts(ds, crawled, models):
     assert chart_rows(ds, "crawl-health") == [
         {"id": r["id"], "scope": "full", "started_at": r["started_at"], "duration_s": 0.0,
          "status": "complete", "models_seen": r["models_seen"], "api_models": r["api_models"],
-         "requests": r["requests"], "error": ""} for r in runs]
+         "requests": r["requests"],
+         "warnings": ", ".join(f"{k}={v}" for k, v in json.loads(r["warnings"]).items()),
+         "error": ""} for r in runs]
 
 
 def test_crawl_health_escapes_errors(tmp_path):
@@ -549,7 +551,23 @@ def test_crawl_health_escapes_errors(tmp_path):
                     "('api', '2026-11-01T03:00:00+00:00', '2026-11-01T03:02:30+00:00', 'failed', '<img src=x>')")
     db.conn.close()
     got = chart_rows(site.build_datasette(path), "crawl-health")
-    assert [(r["duration_s"], r["error"]) for r in got] == [(150.0, "&lt;img src=x&gt;")]
+    assert [(r["duration_s"], r["warnings"], r["error"]) for r in got] == [
+        (150.0, "", "&lt;img src=x&gt;")]
+
+
+def test_crawl_health_shows_drift_warnings(tmp_path):
+    # Issue 7: a drifting hub shows up on the crawl health page.
+    path = tmp_path / "catalog.db"
+    db = store.open_db(path)
+    db.conn.execute("insert into crawl_runs (scope, started_at, finished_at, status, warnings, error) "
+                    "values ('full', '2026-11-01T03:00:00+00:00', '2026-11-01T03:02:30+00:00', "
+                    "'incomplete', ?, 'drop: ...')",
+                    [json.dumps({"depth_limit_hits": 3, "drop_suspected": 1,
+                                 "skipped_missing_path": 2}, sort_keys=True)])
+    db.conn.close()
+    got = chart_rows(site.build_datasette(path), "crawl-health")
+    assert [r["warnings"] for r in got] == [
+        "depth_limit_hits=3, drop_suspected=1, skipped_missing_path=2"]
 
 
 # Freshness banner ---------------------------------------------------------
