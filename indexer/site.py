@@ -13,6 +13,8 @@ from datasette.database import QueryInterrupted
 from datasette.plugins import pm
 from datasette.utils.asgi import Response
 
+from indexer import facets
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 METADATA_PATHS = (PACKAGE_DIR.parent / "metadata.yml", PACKAGE_DIR / "metadata.yml")
 TEMPLATE_DIR = PACKAGE_DIR / "templates"
@@ -99,6 +101,7 @@ def register_plugin():
     """Register the site's hooks with Datasette once per process."""
     if pm.get_plugin(PLUGIN_NAME) is None:
         pm.register(SitePlugin(), name=PLUGIN_NAME)
+    facets.register()
 
 
 def _catalog_name(datasette):

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MODELS_COLUMNS = {
     "model_id": str, "owner": str, "name": str, "chinese_name": str, "description": str,
@@ -21,6 +21,7 @@ MODELS_COLUMNS = {
 }
 JSON_COLUMNS = ("tasks", "tags", "libraries")
 FTS_COLUMNS = ("model_id", "name", "chinese_name", "description", "tags")
+FACET_ARRAYS = ("tasks", "libraries")
 STAGE_COLUMNS = (
     "model_id", "owner", "name", "chinese_name", "description", "tasks", "tags",
     "libraries", "license", "downloads", "likes", "created_at", "updated_at",
@@ -176,6 +177,7 @@ def _create_tables(db):
     conn.execute("create index if not exists model_tracking_listed on model_tracking(listed) "
                  "where listed = 1")
     conn.execute("create table if not exists catalog_info (key text primary key, value text)")
+    _create_facet_counts(db)
     for columns in (["api_inference", "downloads"], ["owner"], ["downloads"], ["likes"],
                     ["updated_at"], ["license"], ["in_inference_list"]):
         db.table("models").create_index(columns, if_not_exists=True)
@@ -186,6 +188,44 @@ def _create_tables(db):
     _create_fts(db)
     for name, sql in VIEWS.items():
         db.create_view(name, sql.strip(), replace=True)
+
+
+def _create_facet_counts(db):
+    # Array-facet counts over the whole models table, kept exact by triggers, so
+    # the unfiltered models page need not unpack 254,000 JSON arrays (issue 6).
+    conn = db.conn
+    fresh = not db.table("facet_counts").exists()
+    conn.execute("""create table if not exists facet_counts (
+        facet text not null, value text not null, count integer not null,
+        primary key (facet, value)) without rowid""")
+
+    def values(row, column):
+        return f"json_each(case when json_valid({row}.{column}) then {row}.{column} end)"
+
+    def add(row):
+        return "".join(f"""
+            insert into facet_counts (facet, value, count)
+            select '{c}', value, 1 from {values(row, c)} where true
+            on conflict (facet, value) do update set count = count + 1;""" for c in FACET_ARRAYS)
+
+    def remove(row):
+        return "".join(f"""
+            update facet_counts set count = count - 1
+            where facet = '{c}' and value in (select value from {values(row, c)});"""
+                       for c in FACET_ARRAYS) + "\n            delete from facet_counts where count <= 0;"
+
+    changed = " or ".join(f"old.{c} is not new.{c}" for c in FACET_ARRAYS)
+    conn.execute(f"create trigger if not exists models_facets_ai after insert on models "
+                 f"begin {add('new')} end")
+    conn.execute(f"create trigger if not exists models_facets_ad after delete on models "
+                 f"begin {remove('old')} end")
+    conn.execute(f"create trigger if not exists models_facets_au after update on models "
+                 f"when {changed} begin {remove('old')} {add('new')} end")
+    if fresh:
+        for c in FACET_ARRAYS:
+            conn.execute(f"""insert into facet_counts (facet, value, count)
+                             select '{c}', j.value, count(*) from models, {values('models', c)} j
+                             group by j.value""")
 
 
 def _create_fts(db):

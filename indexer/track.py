@@ -187,3 +187,4 @@ def _flags_from_tracking(conn):
                          and model_id in (select model_id from model_tracking where {column} = 1)""")
         conn.execute(f"""update models set {flag} = 0 where {flag} = 1
                          and model_id not in (select model_id from model_tracking where {column} = 1)""")
+

@@ -284,3 +284,22 @@ def test_a_stop_request_ends_the_crawl_as_incomplete(tmp_path, catalog, make_hub
     assert (result.status, result.error) == ("incomplete", "interrupted: the process is shutting down")
     assert rows(db_path, "select status from crawl_runs") == [{"status": "incomplete"}]
     assert len(models(db_path)) > len(catalog.api_ids)
+
+
+def test_facet_counts_stay_exact_through_inserts_updates_and_deletes(tmp_path, catalog, fakehub):
+    # The unfiltered models page reads these instead of unpacking every array (issue 6).
+    db_path = tmp_path / "catalog.db"
+    run_crawl(db_path, fakehub, scope="full")
+    model = valid_items(catalog)[0]
+    catalog.update(item_id(model), Tasks=[{"Name": "brand-new-task"}], Libraries=["gguf"])
+    run_crawl(db_path, fakehub, scope="full")
+    db = store.open_db(db_path)
+    db.conn.execute("delete from models where model_id = ?", [item_id(valid_items(catalog)[1])])
+    db.conn.close()
+    live = rows(db_path, """
+        select 'tasks' as facet, j.value as value, count(*) as count from models, json_each(models.tasks) j
+        group by j.value union all
+        select 'libraries', j.value, count(*) from models, json_each(models.libraries) j group by j.value
+        order by facet, value""")
+    assert rows(db_path, "select * from facet_counts order by facet, value") == live
+    assert {"facet": "tasks", "value": "brand-new-task", "count": 1} in live
