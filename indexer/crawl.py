@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from indexer import fetch, parse, store, track
@@ -125,6 +126,7 @@ class Crawl:
         # Unique items (valid or skipped) staged so far; counting the staging
         # table each time would cost a scan per page at a million models.
         self.collected = 0
+        self.prefetch = None
 
     # Collecting ----------------------------------------------------------
 
@@ -196,35 +198,66 @@ class Crawl:
         sort = sort or self.sort
         total, facets, page = None, {}, 1
         self.slice_hit_depth = False
-        while True:
-            offset = (page - 1) * PAGE_SIZE
-            if self.depth_limit is not None and total is not None and offset >= self.depth_limit:
-                self.slice_hit_depth = True
-                break
-            body = fetch.models_body(page=page, page_size=PAGE_SIZE, sort=sort,
-                                     tasks=tasks, orgs=orgs, api_only=api)
-            try:
-                items, page_total, page_facets = self._fetch_page(body)
-            except fetch.EnvelopeError as error:
-                if page == 1 or error.kind != "success_false":
-                    raise
-                self._hit_depth(offset)
-                break
-            if page == 1:
-                facets = page_facets
-            total = page_total
-            new = self._stage_page(items, api=api)
-            self.progress(models=self.collected, expected=self.total_all)
-            if offset + len(items) >= total:
-                break
-            if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
-                # An empty, short or repeated page before TotalCount: the depth
-                # limit (reference §2.4), whatever shape it takes.
-                self._hit_depth(offset + len(items) if new else offset)
-                break
-            page += 1
+        ahead = None  # the next page, already asked for while this one is staged
+        try:
+            while True:
+                offset = (page - 1) * PAGE_SIZE
+                if self.depth_limit is not None and total is not None and offset >= self.depth_limit:
+                    self.slice_hit_depth = True
+                    break
+                try:
+                    if ahead is not None:
+                        items, page_total, page_facets = ahead.result()
+                        ahead = None
+                    else:
+                        items, page_total, page_facets = self._fetch_page(fetch.models_body(
+                            page=page, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
+                            api_only=api))
+                except fetch.EnvelopeError as error:
+                    if page == 1 or error.kind != "success_false":
+                        raise
+                    self._hit_depth(offset)
+                    break
+                if page == 1:
+                    facets = page_facets
+                total = page_total
+                if self._more_after(offset, items, total):
+                    # One request at a time still, paced by --delay; the hub's
+                    # answer time now overlaps our parsing and staging.
+                    ahead = self._pool().submit(self._fetch_page, fetch.models_body(
+                        page=page + 1, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
+                        api_only=api))
+                new = self._stage_page(items, api=api)
+                self.progress(models=self.collected, expected=self.total_all)
+                if offset + len(items) >= total:
+                    break
+                if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
+                    # An empty, short or repeated page before TotalCount: the depth
+                    # limit (reference §2.4), whatever shape it takes.
+                    self._hit_depth(offset + len(items) if new else offset)
+                    break
+                page += 1
+        finally:
+            if ahead is not None:
+                # A page asked for but not needed: let it finish so the session
+                # serves one request at a time, and drop its answer or error.
+                try:
+                    ahead.result()
+                except BaseException:
+                    pass
         seen = store.stage_count(self.db, "slice")
         return seen >= (total or 0), total or 0, facets
+
+    def _more_after(self, offset, items, total):
+        """Whether a full page leaves more of the slice within reach."""
+        reach = offset + PAGE_SIZE
+        return (len(items) == PAGE_SIZE and reach < total
+                and (self.depth_limit is None or reach < self.depth_limit))
+
+    def _pool(self):
+        if self.prefetch is None:
+            self.prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        return self.prefetch
 
     def _hit_depth(self, offset):
         self.slice_hit_depth = True
@@ -480,6 +513,8 @@ class Crawl:
                 pass
         finally:
             store.detach_stage(self.db)
+            if self.prefetch is not None:
+                self.prefetch.shutdown(wait=False)
         result.seconds = self.clock() - t0
         return result
 

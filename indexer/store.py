@@ -331,6 +331,9 @@ def attach_stage(db):
     if any(row[1] == "stage" for row in conn.execute("pragma database_list")):
         conn.execute("detach database stage")
     conn.execute("attach database '' as stage")
+    # Scratch data: a crash loses nothing worth keeping, so skip the rollback
+    # journal (the benchmark measured staging at 7.6 s of CPU with it, 4.4 s without).
+    conn.execute("pragma stage.journal_mode = off")
     cols = ", ".join(f"{c} {'integer' if c in ('downloads', 'likes') else 'text'}"
                      for c in STAGE_COLUMNS[1:])
     conn.execute(f"create table stage.items (model_id text primary key, {cols}) without rowid")
