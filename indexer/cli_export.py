@@ -12,14 +12,7 @@ from contextlib import closing, contextmanager
 import click
 
 from indexer import export, store
-
-
-def db_option(func):
-    # The same option as indexer.cli.db_option, spelled out here so that cli.py
-    # can import this module wherever it likes without an import cycle.
-    return click.option("--db", "db_path", default="catalog.db", envvar="INDEXER_DB",
-                        show_default=True, type=click.Path(dir_okay=False),
-                        help="The catalog database (env INDEXER_DB).")(func)
+from indexer.cli_common import db_option
 
 
 @contextmanager

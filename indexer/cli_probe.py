@@ -7,20 +7,7 @@ import sys
 
 import click
 
-from indexer import DEFAULT_HUB_URL, DEFAULT_INFERENCE_URL
-
-
-def hub_options(func):
-    # The same options as indexer.cli.hub_options, spelled out here so that
-    # cli.py can import this module wherever it likes without an import cycle.
-    func = click.option("--inference-url", default=DEFAULT_INFERENCE_URL, show_default=True,
-                        envvar="MODELSCOPE_INFERENCE_URL",
-                        help="Base URL of the OpenAI-compatible inference service "
-                             "(env MODELSCOPE_INFERENCE_URL).")(func)
-    func = click.option("--hub-url", default=DEFAULT_HUB_URL, show_default=True,
-                        envvar="MODELSCOPE_HUB_URL",
-                        help="Base URL of the ModelScope hub (env MODELSCOPE_HUB_URL).")(func)
-    return func
+from indexer.cli_common import hub_options
 
 
 @click.command("probe")
