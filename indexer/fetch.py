@@ -6,6 +6,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -19,6 +20,10 @@ log = logging.getLogger("indexer.fetch")
 USER_AGENT = f"indexer/{__version__} (ModelScope catalog indexer; +https://github.com/indexer/indexer)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_RETRY_AFTER = 300.0
+# Real answers nest a few levels; Python's json gives up (RecursionError) near
+# 1,000, so one hostile item could sink its whole page on every crawl (issue 6).
+MAX_JSON_DEPTH = 64
+JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 class HubError(Exception):
@@ -77,6 +82,7 @@ class Fetcher:
     clock: object = time.monotonic
     requests_made: int = 0
     retries_made: int = 0
+    pruned_answers: int = 0
     _last_at: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -124,7 +130,7 @@ class Fetcher:
                     raise HubError(f"{what} answered HTTP {status}")
                 else:
                     try:
-                        payload = response.json()
+                        payload = self._decode(response, what)
                     except (ValueError, RecursionError, requests.RequestException):
                         last_problem = "an answer that is not JSON (or was cut short)"
                     else:
@@ -138,6 +144,16 @@ class Fetcher:
                 self.sleep(wait)
         kind = "success_false" if last_problem.startswith("Success") else "transport"
         raise EnvelopeError(f"{what} failed after {self.max_retries + 1} tries: {last_problem}", kind)
+
+    def _decode(self, response, what):
+        try:
+            return response.json()
+        except RecursionError:
+            payload = json.loads(prune_deep_json(response.text))
+        self.pruned_answers += 1
+        log.warning("%s: JSON nested deeper than %d levels; the deeper values were read as null",
+                    what, MAX_JSON_DEPTH)
+        return payload
 
     def fetch_models_page(self, body):
         """`Data` of one dolphin list page (endpoint A, PUT only)."""
@@ -165,6 +181,25 @@ def check_envelope(payload):
     if "Data" not in payload:
         return "an envelope without `Data`"
     return None
+
+
+def prune_deep_json(text, limit=MAX_JSON_DEPTH):
+    """JSON text with every array or object opened deeper than `limit` replaced by null."""
+    out, depth, cut_from, last = [], 0, None, 0
+    for match in JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit and cut_from is None:
+                cut_from = match.start()
+        elif token in ("]", "}"):
+            if cut_from is not None and depth == limit + 1:
+                out.append(text[last:cut_from])
+                out.append("null")
+                last, cut_from = match.end(), None
+            depth -= 1
+    out.append(text[last:])
+    return "".join(out)
 
 
 def redact_url(url):

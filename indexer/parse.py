@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections import Counter
 from datetime import datetime, timezone
@@ -18,6 +19,9 @@ MAX_TEXT = {"description": 4000, "chinese_name": 300, "license": 200,
 MAX_ID_PART = 300
 MAX_LIST_ITEMS = 100
 MAX_LIST_ITEM_LEN = 100
+# A model ID with a control character (a NUL, say) names nothing anyone can
+# call; cleaning it would store an ID that does not exist on the hub (issue 6).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 # The row columns parse_model fills, in schema order.
 MODEL_FIELDS = (
@@ -130,17 +134,20 @@ def parse_backend_model_id(value):
 
 
 def _id_part(value):
-    text = clean_text(value) if isinstance(value, str) else None
-    text = text.strip() if text else text
-    if not text or "/" in text or len(text) > MAX_ID_PART:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > MAX_ID_PART or "/" in text or CONTROL_CHARS.search(text):
         return None
-    return text
+    return clean_text(text)
 
 
 def parse_model(item):
     """One dolphin list item to a `models` row (without flags and seen-times); raises SkipItem."""
     if not isinstance(item, dict):
         raise SkipItem("not_an_object")
+    for key in ("Path", "Name"):
+        value = item.get(key)
+        if isinstance(value, str) and CONTROL_CHARS.search(value.strip()):
+            raise SkipItem("invalid_id")
     owner = _id_part(item.get("Path"))
     if owner is None:
         raise SkipItem("missing_path")
