@@ -485,11 +485,17 @@ class Crawl:
             result.api_models = store.stage_count(self.db, "api")
             result.listed_models = store.stage_count(self.db, "listed")
             finished = self.now()
+            # The merge rewrites indexes far larger than SQLite's 2 MB default
+            # cache; 64 MB cut its CPU by a fifth at 1,000,000 models (bench/findings.md).
+            self.db.conn.execute("pragma cache_size = -65536")
             with store.transaction(self.db) as conn:
                 merged = track.merge(conn, self.run_id, self.scope, status == "complete",
                                      finished, confirm=self.confirm, keep_sample=self.keep_sample)
                 result.events = merged["events"]
                 result.stats_rows = merged["stats_rows"]
+                if getattr(self.fetcher, "pruned_answers", 0):
+                    # Answers nested too deep to decode whole (fetch.prune_deep_json).
+                    self.warnings["pruned_deep_json"] = self.fetcher.pruned_answers
                 result.warnings = dict(self.warnings)
                 result.seconds = self.clock() - t0
                 store.update_run(conn, self.run_id, status=status, finished_at=store.iso(finished),
