@@ -1,0 +1,47 @@
+"""bench/run still runs end to end and writes every row of its table (issue 6)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import report, sitebench
+from indexer import site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_row(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run"), "--sizes", "1500", "--reps", "2",
+         "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert "| Measure | 1,500 models | Target | |" in text
+    for heading in ("- Date: ", "- Machine: ", "- Python "):
+        assert heading in text
+    table = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4 and not cells[0].startswith("**"):
+            table[cells[0]] = cells[1:]
+    expected = [label for label, *_ in report.crawl_rows() + report.cli_rows()]
+    canned, queries = sitebench.canned_queries(site.load_metadata("catalog"), "catalog")
+    expected += [f"Datasette canned query `{name}`: median / p95 (ms)" for name in canned]
+    expected += [f"Datasette Atom feed `{name}.atom`: median / p95 (ms)"
+                 for name in sitebench.atom_feeds(queries, "catalog")]
+    expected += ["Datasette facets timed out", "Datasette full-text search `qwen2.5`: median / p95 (ms)",
+                 "Datasette filter `api_inference=1`: median / p95 (ms)",
+                 "API-models CSV (`api_models.csv?_stream=on`): rows streamed / API models"]
+    missing = [label for label in expected if label not in table]
+    assert missing == []
+    # Every row has a value, and the run itself is sound at this size.
+    assert [label for label, (value, _, _) in table.items() if value in ("", "—")] == []
+    assert table["First crawl, empty catalog: status"][0] == "complete"
+    assert table["Re-crawl, nothing changed: events written"] == ["0", "0", "met"]
+    assert table["Datasette facets timed out"][0] == "none"
+    streamed, api = re.fullmatch(r"([\d,]+) / ([\d,]+)", table[
+        "API-models CSV (`api_models.csv?_stream=on`): rows streamed / API models"][0]).groups()
+    assert streamed == api != "0"
