@@ -200,7 +200,7 @@ def render(results):
         f"- Machine: {info['cores']} cores ({info['cpu']}), {info['memory']} memory, {info['os']}",
         f"- Python {info['python']}, SQLite {info['sqlite']}, Datasette {info['datasette']}; "
         f"report written at commit {info['commit']} (see Findings for the commits measured)",
-        "- Hub: `bench/hubserver.py`, a FakeHub over `build_catalog(n, seed=7)` in its own "
+        "- Hub: `bench/hubserver.py`, a FakeHub over `build_catalog(n, seed=7, api_fraction=0.002)` (an API-Inference set of the real hub's size) in its own "
         "process on 127.0.0.1, no added latency; the crawler and the baseline each run as their "
         "own process (peak RSS from `wait4`).",
         "- Crawls: `python -m bench.crawler`, the `indexer crawl --scope full --delay 0` library "
