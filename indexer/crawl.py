@@ -425,7 +425,10 @@ class Crawl:
         previous = store.last_complete_run(self.db, self.scope, before_id=self.run_id)
         if not previous:
             return None
-        checks = [("API-Inference set", previous["api_models"], store.stage_count(self.db, "api"))]
+        checks = [("API-Inference set", previous["api_models"], store.stage_count(self.db, "api")),
+                  # An empty but valid /models answer must not unlist every model.
+                  ("inference service's /models list", previous["listed_models"],
+                   store.stage_count(self.db, "listed"))]
         if self.scope == "full":
             checks.insert(0, ("model count", previous["models_seen"], store.stage_count(self.db)))
         for label, before, now in checks:

@@ -310,3 +310,25 @@ def test_a_failed_run_is_no_baseline_for_the_drop_rule(tmp_path, catalog, make_h
     third = run_crawl(db_path, hub, scope="api")
     assert third.status == "incomplete"
     assert third.error.startswith("drop: the API-Inference set fell from 36 to 24 ")
+
+
+def test_an_empty_models_list_holds_back_unlisted_until_it_persists(tmp_path, catalog, make_hub):
+    # The inference service answering an empty but valid list is a hiccup until
+    # it persists, like a drop on the hub (issue 7).
+    hub = make_hub(catalog)
+    db_path = tmp_path / "catalog.db"
+    assert run_crawl(db_path, hub, scope="api").status == "complete"
+    listed = sorted(catalog.listed_ids)
+    for model_id in listed:
+        catalog.set_listed(model_id, False)
+
+    second = run_crawl(db_path, hub, scope="api")
+    assert (second.status, second.error) == (
+        "incomplete", f"drop: the inference service's /models list fell from {len(listed)} to 0 "
+                      "(more than 20%); waiting for it to persist")
+    assert events(db_path) == []
+    assert all(models(db_path)[m]["in_inference_list"] == 1 for m in listed)
+
+    assert run_crawl(db_path, hub, scope="api").status == "complete"
+    assert run_crawl(db_path, hub, scope="api").status == "complete"
+    assert sorted(events(db_path)) == [(m, "unlisted", None) for m in listed]
