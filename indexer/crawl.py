@@ -10,19 +10,17 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from indexer import fetch, parse, store, track
+from indexer.slices import Slicing
 
 log = logging.getLogger("indexer.crawl")
 
 SCOPES = ("api", "full")
-PAGE_SIZE = 100
 # New uploads have no downloads yet, so under this order they land at the tail
 # instead of shifting every page while we read (issue 2: stable paging order).
 DEFAULT_SORT = "DownloadsCount"
-OTHER_SORTS = ("StarsCount", "GmtModified", "Default")
 DROP_LIMIT = 0.20
 # Fields every list item carried when the crawler was written (reference §2.3): an
 # item without one is the first sign the hub renamed or dropped it (issue 7). Items
@@ -98,7 +96,7 @@ def acquire_lock(db_path):
     return handle
 
 
-class Crawl:
+class Crawl(Slicing):
     """One run: collect into the staging database, then merge in one transaction."""
 
     def __init__(self, db, fetcher, scope="api", confirm=2, progress=None,
@@ -191,106 +189,6 @@ class Crawl:
         self.total_all = total
         return total, facets
 
-    def read_slice(self, tasks=None, orgs=None, api=False, sort=None, fresh=True):
-        """Page one query to its end or the hub's depth limit; returns (covered, total, facets)."""
-        if fresh:
-            store.reset_slice(self.db)
-        sort = sort or self.sort
-        total, facets, page = None, {}, 1
-        self.slice_hit_depth = False
-        ahead = None  # the next page, already asked for while this one is staged
-        try:
-            while True:
-                offset = (page - 1) * PAGE_SIZE
-                if self.depth_limit is not None and total is not None and offset >= self.depth_limit:
-                    self.slice_hit_depth = True
-                    break
-                try:
-                    if ahead is not None:
-                        items, page_total, page_facets = ahead.result()
-                        ahead = None
-                    else:
-                        items, page_total, page_facets = self._fetch_page(fetch.models_body(
-                            page=page, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
-                            api_only=api))
-                except fetch.EnvelopeError as error:
-                    if page == 1 or error.kind != "success_false":
-                        raise
-                    self._hit_depth(offset)
-                    break
-                if page == 1:
-                    facets = page_facets
-                total = page_total
-                if self._more_after(offset, items, total):
-                    # One request at a time still, paced by --delay; the hub's
-                    # answer time now overlaps our parsing and staging.
-                    ahead = self._pool().submit(self._fetch_page, fetch.models_body(
-                        page=page + 1, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
-                        api_only=api))
-                new = self._stage_page(items, api=api)
-                self.progress(models=self.collected, expected=self.total_all)
-                if offset + len(items) >= total:
-                    break
-                if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
-                    # An empty, short or repeated page before TotalCount: the depth
-                    # limit (reference §2.4), whatever shape it takes.
-                    self._hit_depth(offset + len(items) if new else offset)
-                    break
-                page += 1
-        finally:
-            if ahead is not None:
-                # A page asked for but not needed: let it finish so the session
-                # serves one request at a time, and drop its answer or error.
-                try:
-                    ahead.result()
-                except BaseException:
-                    pass
-        seen = store.stage_count(self.db, "slice")
-        return seen >= (total or 0), total or 0, facets
-
-    def _more_after(self, offset, items, total):
-        """Whether a full page leaves more of the slice within reach."""
-        reach = offset + PAGE_SIZE
-        return (len(items) == PAGE_SIZE and reach < total
-                and (self.depth_limit is None or reach < self.depth_limit))
-
-    def _pool(self):
-        if self.prefetch is None:
-            self.prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-        return self.prefetch
-
-    def _hit_depth(self, offset):
-        self.slice_hit_depth = True
-        self.warnings["depth_limit_hits"] += 1
-        if self.depth_limit is None or offset < self.depth_limit:
-            self.depth_limit = max(offset, PAGE_SIZE)
-            log.info("the hub stops returning items at offset %d; slicing the query", offset)
-
-    def read_covered(self, tasks=None, orgs=None):
-        """Read a slice; re-read it once when items shifted under us, then try other sorts."""
-        covered, total, facets = self.read_slice(tasks=tasks, orgs=orgs)
-        if covered or total == 0:
-            return True, total, facets
-        if self.slice_hit_depth:
-            return False, total, facets
-        # Full pages yet fewer items than TotalCount: the hub changed while we
-        # paged and shifted items past us, so read the slice once more.
-        self.warnings["refetched_slices"] += 1
-        covered, total, _ = self.read_slice(tasks=tasks, orgs=orgs, fresh=False)
-        if covered:
-            return True, total, facets
-        return False, total, facets
-
-    def read_deep(self, tasks=None, orgs=None):
-        """A slice too deep to page: other sort orders reach other windows of it."""
-        for sort in OTHER_SORTS:
-            if sort == self.sort:
-                continue
-            covered, _, _ = self.read_slice(tasks=tasks, orgs=orgs, sort=sort, fresh=False)
-            if covered:
-                return True
-        return False
-
     def collect_api(self):
         total_all, _ = self.fetch_total()
         _, api_total, _ = self._fetch_page(fetch.models_body(page_size=1, sort=self.sort,
@@ -316,94 +214,6 @@ class Crawl:
             self.shortfalls.append(f"inference /models list unavailable: {error}")
             return
         store.stage_listed(self.db, ids)
-
-    def collect_full(self):
-        covered, total, facets = self.read_covered()
-        if covered:
-            return
-        done = set()
-        self._collect_tasks(facets, done)
-        # Models with no task never appear under a task filter (§2.4): reach the
-        # rest through organisation slices, most models first.
-        for org in store.stage_distinct(self.db, "owner"):
-            if self._have_all():
-                return
-            self._collect_org(org)
-        # Organisation slices may have shown tasks nothing else had.
-        self._collect_tasks(facets, done)
-        # Last resort: other sort orders show other windows of the whole hub.
-        if not self._have_all():
-            self.read_deep()
-
-    def _collect_tasks(self, facets, done):
-        while not self._have_all():
-            pending = [task for task in self._tasks(facets) if task not in done]
-            if not pending:
-                return
-            for task in pending:
-                done.add(task)
-                self._collect_task(task)
-                if self._have_all():
-                    return
-
-    def _collect_task(self, task):
-        covered, total, facets = self.read_covered(tasks=[task])
-        if covered:
-            return
-        orgs = [value for value, _ in parse.parse_facet_values(facets, "organizations")]
-        if not orgs:
-            orgs = [row[0] for row in self.db.conn.execute(
-                "select owner from stage.items s where exists (select 1 from json_each(s.tasks) "
-                "where value = ?) group by owner order by count(*) desc", [task])]
-        for org in orgs:
-            known = self._staged_matching(task, org)
-            covered, org_total, _ = self.read_covered_if_needed([task], [org], known)
-            if not covered:
-                self.read_deep(tasks=[task], orgs=[org])
-
-    def _collect_org(self, org):
-        known = store.stage_owner_count(self.db, org)
-        covered, _, _ = self.read_covered_if_needed(None, [org], known)
-        if not covered:
-            self.read_deep(orgs=[org])
-
-    def read_covered_if_needed(self, tasks, orgs, known):
-        """One page tells the slice's total; page on only when we lack some of it."""
-        store.reset_slice(self.db)
-        body = fetch.models_body(page=1, page_size=PAGE_SIZE, sort=self.sort, tasks=tasks, orgs=orgs)
-        items, total, facets = self._fetch_page(body)
-        self._stage_page(items)
-        if known >= total or len(items) >= total:
-            return True, total, facets
-        return self.read_covered(tasks=tasks, orgs=orgs)
-
-    def _staged_matching(self, task, org):
-        return self.db.conn.execute(
-            "select count(*) from stage.items s where owner = ? and exists "
-            "(select 1 from json_each(s.tasks) where value = ?)", [org, task]).fetchone()[0]
-
-    def _have_all(self):
-        return self._collected() >= (self.total_all or 0)
-
-    def _collected(self):
-        return self.collected
-
-    def _tasks(self, facets):
-        """Task names: the hub's facet counts, else its task list, plus every task seen so far."""
-        names = [value for value, _ in parse.parse_facet_values(facets, "tasks")]
-        if not names:
-            if self.task_list is None:
-                self.task_list = []
-                try:
-                    self.task_list = parse.parse_task_list(self.fetcher.fetch_task_list())
-                except fetch.HubError as error:
-                    self.warnings["task_list_unavailable"] += 1
-                    log.info("no task list (%s); using the tasks seen so far", error)
-            names = list(self.task_list)
-        seen = store.stage_tasks(self.db)
-        return names + [t for t in seen if t not in names]
-
-    # The run -------------------------------------------------------------
 
     def _decide(self):
         """complete or incomplete, with the reason; drift and shortfalls make a run incomplete."""
