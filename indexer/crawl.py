@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import time
@@ -14,8 +13,6 @@ from dataclasses import dataclass, field
 
 from indexer import fetch, parse, store, track
 from indexer.slices import Slicing
-
-log = logging.getLogger("indexer.crawl")
 
 SCOPES = ("api", "full")
 # New uploads have no downloads yet, so under this order they land at the tail
