@@ -23,12 +23,6 @@ MAX_LIST_ITEM_LEN = 100
 # call; cleaning it would store an ID that does not exist on the hub (issue 6).
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
-# The row columns parse_model fills, in schema order.
-MODEL_FIELDS = (
-    "model_id", "owner", "name", "chinese_name", "description", "tasks", "tags",
-    "libraries", "license", "downloads", "likes", "created_at", "updated_at",
-    "api_model_id", "support_inference", "url",
-)
 
 
 class SkipItem(ValueError):

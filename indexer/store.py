@@ -27,7 +27,6 @@ STAGE_COLUMNS = (
     "libraries", "license", "downloads", "likes", "created_at", "updated_at",
     "api_model_id", "support_inference", "url",
 )
-DATA_TABLES = ("models", "model_events", "model_stats", "model_tracking", "crawl_runs")
 
 VIEWS = {
     # Growth over a window, measured back from the last crawl's day (or the
