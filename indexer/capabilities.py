@@ -30,16 +30,16 @@ MAX_DIM = 10_000_000  # hidden size, vocabulary, layers, experts
 MAX_PARAMS_B = 100_000.0
 
 # Vision-language classes name themselves (docs/capabilities.md §2, §4.2).
-_VISION_ARCH = re.compile(r"VL|Vision|Llava|InternVL|MiniCPMV|Idefics|Pixtral|Gemma3ForConditional", re.I)
+_VISION_ARCH = re.compile(r"VL|Vision|Llava|InternVL|MiniCPMV|Idefics|Pixtral|Gemma3ForConditional", re.IGNORECASE)
 # Jinja tags that branch on the `tools` or `tool_calls` variables (§4.3).
-_JINJA_TAG = re.compile(r"\{[%{](.*?)[%}]\}", re.S)
+_JINJA_TAG = re.compile(r"\{[%{](.*?)[%}]\}", re.DOTALL)
 _TOOL_VAR = re.compile(r"\btools?_?calls?\b|\btools\b")
 # Names that mark a model that thinks without a switch (§4.3, caveat).
-_REASONING_NAME = re.compile(r"(?:^|[-_.])(?:Thinking|R1|QwQ|Reasoning|Reasoner)(?:$|[-_.])", re.I)
+_REASONING_NAME = re.compile(r"(?:^|[-_.])(?:Thinking|R1|QwQ|Reasoning|Reasoner)(?:$|[-_.])", re.IGNORECASE)
 _SIZE = r"(\d{1,5}(?:\.\d{1,3})?)"
-_TOTAL_ACTIVE = re.compile(rf"(?:^|[-_. ]){_SIZE}B[-_]A{_SIZE}B(?:$|[-_. ])", re.I)
-_EXPERTS_X = re.compile(rf"(?:^|[-_. ])(\d{{1,3}})x{_SIZE}B(?:$|[-_. ])", re.I)
-_PLAIN = re.compile(rf"(?:^|[-_. ]){_SIZE}([BM])(?:$|[-_. ])", re.I)
+_TOTAL_ACTIVE = re.compile(rf"(?:^|[-_. ]){_SIZE}B[-_]A{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
+_EXPERTS_X = re.compile(rf"(?:^|[-_. ])(\d{{1,3}})x{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
+_PLAIN = re.compile(rf"(?:^|[-_. ]){_SIZE}([BM])(?:$|[-_. ])", re.IGNORECASE)
 
 
 def parse_providers(answer: Any) -> dict | None:
@@ -273,13 +273,16 @@ def _estimate_params_b(lm: dict, experts: int | None) -> float | None:
     vocab = _int(lm.get("vocab_size"), 1, MAX_DIM)
     inter = _int(lm.get("intermediate_size"), 1, MAX_DIM)
     moe_inter = _int(lm.get("moe_intermediate_size"), 1, MAX_DIM) or inter
-    if h is None or layers is None or vocab is None or (inter is None and moe_inter is None):
+    dense_width = inter or moe_inter
+    if h is None or layers is None or vocab is None or dense_width is None:
         return None
     heads = _int(lm.get("num_attention_heads"), 1, MAX_DIM)
     kv = _int(lm.get("num_key_value_heads"), 1, MAX_DIM) or heads
     head_dim = _int(lm.get("head_dim"), 1, MAX_DIM) or (h // heads if heads else None)
-    attention = 2 * h * heads * head_dim + 2 * h * kv * head_dim if heads and kv and head_dim else 4 * h * h
-    dense_mlp = 3 * h * (inter or moe_inter)
+    attention = 4 * h * h
+    if heads and kv and head_dim:
+        attention = 2 * h * heads * head_dim + 2 * h * kv * head_dim
+    dense_mlp = 3 * h * dense_width
     if experts and experts > 1 and moe_inter:
         shared = _first_int(lm, ("n_shared_experts", "num_shared_experts")) or 0
         dense_layers = min(_int(lm.get("first_k_dense_replace"), 0, layers) or 0, layers)
@@ -330,7 +333,7 @@ def _bounded(size: float) -> float | None:
 def _three_figures(x: float) -> float:
     if x <= 0:
         return 0.0
-    return round(x, max(0, 2 - int(math.floor(math.log10(x)))))
+    return round(x, max(0, 2 - math.floor(math.log10(x))))
 
 
 def _task_names(tasks: Any) -> set[str]:

@@ -147,6 +147,12 @@ def default_models() -> dict[str, dict]:
 class CapsHub:
     """The two capability endpoints over a table of models; counts requests per endpoint."""
 
+    null_providers: bool
+    providers_500: bool | set
+    repo_500: bool | set
+    missing_files: frozenset | set
+    unknown_id_500: bool
+
     def __init__(self, models: dict[str, dict] | None = None, **switches: Any):
         unknown = set(switches) - set(DEFAULT_SWITCHES)
         if unknown:
@@ -230,7 +236,7 @@ class CapsServer:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "CapsServer":
+    def __enter__(self) -> CapsServer:
         handler = type("_BoundCapsHandler", (_CapsHandler,), {"caps": self.caps})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -239,7 +245,7 @@ class CapsServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -251,7 +257,7 @@ class _CapsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     caps: CapsHub
 
-    def log_message(self, format, *args):  # noqa: A002 - silence stderr
+    def log_message(self, format, *args):
         pass
 
     def do_GET(self):
