@@ -213,3 +213,14 @@ def test_empty_exports(tmp_path):
                                   formats.write_cherry: ""}[write]
     assert formats.write_models_dev([], tmp_path) == formats.Written(0, {})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("second,lines", [(99, 1), (100, 2)])
+def test_cherry_boundary(second, lines):
+    # 100 + comma + 99 is exactly the box's 200 characters; one more needs a second paste.
+    first, other = "a/" + "b" * 98, "c/" + "d" * (second - 2)
+    out = io.StringIO()
+    formats.write_cherry([{"model_id": first}, {"model_id": other}], out)
+    got = out.getvalue().splitlines()
+    assert [mid for line in got for mid in cherry_paste(line)] == [first, other]
+    assert len(got) == lines
