@@ -31,14 +31,16 @@ MAX_PARAMS_B = 100_000.0
 
 # Vision-language classes name themselves (docs/capabilities.md §2, §4.2).
 _VISION_ARCH = re.compile(r"VL|Vision|Llava|InternVL|MiniCPMV|Idefics|Pixtral|Gemma3ForConditional", re.IGNORECASE)
-# Jinja tags that branch on the `tools` or `tool_calls` variables (§4.3).
+# Jinja tags that branch on the `tools` or `tool_calls` variables (docs/capabilities.md §4.3).
 _JINJA_TAG = re.compile(r"\{[%{](.*?)[%}]\}", re.DOTALL)
 _TOOL_VAR = re.compile(r"\btools?_?calls?\b|\btools\b")
-# Names that mark a model that thinks without a switch (§4.3, caveat).
+# Names that mark a model that thinks without a switch (docs/capabilities.md §4.3, caveat).
 _REASONING_NAME = re.compile(r"(?:^|[-_.])(?:Thinking|R1|QwQ|Reasoning|Reasoner)(?:$|[-_.])", re.IGNORECASE)
 _SIZE = r"(\d{1,5}(?:\.\d{1,3})?)"
 _TOTAL_ACTIVE = re.compile(rf"(?:^|[-_. ]){_SIZE}B[-_]A{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
 _EXPERTS_X = re.compile(rf"(?:^|[-_. ])(\d{{1,3}})x{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
+_MODEL_KEYS = ("architectures", "model_type", "hidden_size", "num_hidden_layers", "text_config", "llm_config",
+               "vision_config")
 _PLAIN = re.compile(rf"(?:^|[-_. ]){_SIZE}([BM])(?:$|[-_. ])", re.IGNORECASE)
 
 
@@ -55,7 +57,7 @@ def parse_providers(answer: Any) -> dict | None:
     if not isinstance(data, dict) or "Providers" not in data:
         return None
     raw = data["Providers"]
-    # `Providers: null` is the hub saying nobody serves the model (§3.3).
+    # `Providers: null` is the hub saying nobody serves the model (docs/capabilities.md §3.3).
     if raw is None:
         raw = []
     if not isinstance(raw, list) or len(raw) > MAX_PROVIDERS:
@@ -87,9 +89,14 @@ def parse_config(text: Any) -> dict:
         return out
     lm = _language_block(top)
     native, extended = _context(lm, top)
+    out.update(context_length=native, context_length_max=extended)
+    # "No vision tower" and "not MoE" are claims only a real model config makes;
+    # a file with none of these keys says nothing either way.
+    if not any(key in top for key in _MODEL_KEYS):
+        return out
     experts = _first_int(lm, ("num_experts", "n_routed_experts", "num_local_experts", "num_routed_experts"))
-    out.update(context_length=native, context_length_max=extended, vision=int(_has_vision(top, lm)),
-               moe=int(bool(experts and experts > 1)), params_b=_estimate_params_b(lm, experts))
+    out.update(vision=int(_has_vision(top)), moe=int(bool(experts and experts > 1)),
+               params_b=_estimate_params_b(lm, experts))
     return out
 
 
@@ -151,14 +158,15 @@ def build_capabilities(name: Any = None, *, providers: dict | None = None, confi
         out["cost_tier"] = providers.get("cost_tier")
     out["context_length"] = config.get("context_length")
     out["context_length_max"] = config.get("context_length_max")
-    # A vision task on the hub says so even when config.json is missing (§2, §10 row 2).
+    # A vision task on the hub says so even when config.json is missing
+    # (docs/capabilities.md §2, §10 row 2).
     if task_names & {"image-text-to-text", "visual-question-answering", "video-text-to-text"}:
         out["vision"] = 1
     else:
         out["vision"] = config.get("vision")
     out["tools"] = template.get("tools")
     # Thinking variants may have no switch in their template, so the name is a
-    # second, positive-only hint (§4.3 caveat).
+    # second, positive-only hint (docs/capabilities.md §4.3 caveat).
     if _REASONING_NAME.search(name.rsplit("/", 1)[-1] if isinstance(name, str) else ""):
         out["reasoning"] = 1
     else:
@@ -214,7 +222,7 @@ def _template_text(text: Any) -> str | None:
 
 def _language_block(top: dict) -> dict:
     # Multimodal wrappers nest the language model; read it when the top level
-    # lacks the shapes (§4.2).
+    # lacks the shapes (docs/capabilities.md §4.2).
     if "num_hidden_layers" in top and "hidden_size" in top:
         return top
     for key in ("text_config", "llm_config"):
@@ -240,14 +248,15 @@ def _context(lm: dict, top: dict) -> tuple[int | None, int | None]:
     if original is None:
         return mpe, None
     # With rope scaling the window before scaling is the native one, and the
-    # extended one is the larger of the stated maximum and original × factor (§4.2).
+    # extended one is the larger of the stated maximum and original × factor
+    # (docs/capabilities.md §4.2).
     factor = _number(rope.get("factor"), 0, 1024) if rope else None
     scaled = int(original * factor) if factor is not None and factor > 1 else None
     extended = max(v for v in (mpe, scaled, 0) if v is not None)
     return original, (extended if original < extended <= MAX_TOKENS else None)
 
 
-def _has_vision(top: dict, lm: dict) -> bool:
+def _has_vision(top: dict) -> bool:
     # A text_config wrapper alone is not counted: audio models (Qwen2-Audio) use
     # one too, with audio_config instead of vision_config.
     if isinstance(top.get("vision_config"), dict):
@@ -259,7 +268,7 @@ def _has_vision(top: dict, lm: dict) -> bool:
 
 
 def _estimate_params_b(lm: dict, experts: int | None) -> float | None:
-    """A rough headline size of the language model, in billions (±5%, docs/capabilities.md §4.2).
+    """A rough headline size of the language model in billions, ±5% (docs/capabilities.md §4.2).
 
     Per layer: attention 2·h·(H·d) + 2·h·(K·d) (q, o and k, v projections, with
     H heads, K key-value heads, d = head_dim or h/H), plus a gated MLP of three

@@ -105,7 +105,7 @@ def _models_dev_fields(row: dict, result: Written) -> str | None:
         "open_weights = true",
         "",
         # Free within the daily allowance; models.dev prices are USD per million
-        # tokens and ModelScope's 魔粒 per call has no field there (§8).
+        # tokens and ModelScope's 魔粒 per call has no field there (docs/capabilities.md §8).
         "[cost]",
         "input = 0",
         "output = 0",
@@ -113,7 +113,7 @@ def _models_dev_fields(row: dict, result: Written) -> str | None:
         "[limit]",
         f"context = {context:_}",
         # limit.output is required and not published by ModelScope; models.dev's
-        # own sync falls back to the context in that case (§7.1).
+        # own sync falls back to the context in that case (docs/capabilities.md §7.1).
         f"output = {context:_}",
         "",
         "[modalities]",
@@ -140,7 +140,7 @@ def write_litellm(rows: Iterable[dict], stream: IO[str]) -> Written:
         context = _positive_int(row.get("context_length"))
         if context is not None:
             entry["max_input_tokens"] = context
-        # Free within the daily allowance, in LiteLLM's USD per token (§8).
+        # Free within the daily allowance, in LiteLLM's USD per token (docs/capabilities.md §8).
         entry["input_cost_per_token"] = 0
         entry["output_cost_per_token"] = 0
         # Unknown flags are left out: LiteLLM reads a missing flag as "no claim".

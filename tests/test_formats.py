@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
-import tomllib
 
 import pytest
+import tomllib
 
 from indexer import formats
 
@@ -94,7 +95,7 @@ def test_models_dev_writes_the_house_style(tmp_path):
         '\n[modalities]\ninput = ["text"]\noutput = ["text"]\n')
 
 
-HOSTILE_STRINGS = ["".join(map(chr, range(0, 128))), "魔搭社区 ✓", "a\ud800b", '"""', "'''", "\\u0041", "\x7f\x1b[0m",
+HOSTILE_STRINGS = ["".join(map(chr, range(128))), "魔搭社区 ✓", "a\ud800b", '"""', "'''", "\\u0041", "\x7f\x1b[0m",
                    "\u2028\u2029\ufeff", "#not a comment", "key = \"value\"\n[table]"]
 
 
@@ -193,7 +194,7 @@ def test_cherry_lines_fit_the_box():
     pasted = [mid for line in lines for mid in cherry_paste(line)]
     assert pasted == ids
     # Each line is full: the next ID would not have fitted.
-    for line, following in zip(lines, lines[1:]):
+    for line, following in itertools.pairwise(lines):
         assert len(line) + 1 + len(following.split(",")[0]) > formats.CHERRY_MAX
     assert (len(lines), result.written, len(result.skipped)) == (8, 40, 4)
 
