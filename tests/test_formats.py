@@ -95,8 +95,8 @@ def test_models_dev_writes_the_house_style(tmp_path):
         '\n[modalities]\ninput = ["text"]\noutput = ["text"]\n')
 
 
-HOSTILE_STRINGS = ["".join(map(chr, range(128))), "魔搭社区 ✓", "a\ud800b", '"""', "'''", "\\u0041", "\x7f\x1b[0m",
-                   "\u2028\u2029\ufeff", "#not a comment", "key = \"value\"\n[table]"]
+HOSTILE_STRINGS = ["".join(map(chr, range(128))), "魔搭社区 ✓", "a\ud800b", '"""', "'''", "\\u0041",
+                   "\x7f\x1b[0m", "\u2028\u2029\ufeff", "#not a comment", "key = \"value\"\n[table]"]
 
 
 @pytest.mark.parametrize("value", HOSTILE_STRINGS)
