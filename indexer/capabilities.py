@@ -20,6 +20,9 @@ COLUMNS = ("providers", "cost_per_call", "cost_tier", "context_length", "context
 # carries a 魔粒 price (docs/capabilities.md §3.2, §3.3).
 MODELSCOPE_PROVIDER = "ModelScope"
 
+# Keys only a model's own config.json has.
+_MODEL_KEYS = ("architectures", "model_type", "hidden_size", "num_hidden_layers", "text_config", "llm_config",
+               "vision_config")
 # Hostile-input bounds: anything outside is treated as unreadable, not clamped.
 MAX_TEXT = 20_000_000  # tokenizer_config.json files run to a few MB (added tokens)
 MAX_PROVIDERS = 64
@@ -29,8 +32,9 @@ MAX_TOKENS = 100_000_000  # context lengths
 MAX_DIM = 10_000_000  # hidden size, vocabulary, layers, experts
 MAX_PARAMS_B = 100_000.0
 
-# Vision-language classes name themselves (docs/capabilities.md §2, §4.2).
-_VISION_ARCH = re.compile(r"VL|Vision|Llava|InternVL|MiniCPMV|Idefics|Pixtral|Gemma3ForConditional", re.IGNORECASE)
+# Vision-language classes name themselves (docs/capabilities.md §2, §4.2). Case
+# matters: "vl" also occurs inside ordinary words.
+_VISION_ARCH = re.compile(r"VL|Vision|Llava|MiniCPMV|Idefics|Pixtral|Mllama|Glm4v|Gemma3ForConditional")
 # Jinja tags that branch on the `tools` or `tool_calls` variables (docs/capabilities.md §4.3).
 _JINJA_TAG = re.compile(r"\{[%{](.*?)[%}]\}", re.DOTALL)
 _TOOL_VAR = re.compile(r"\btools?_?calls?\b|\btools\b")
@@ -39,8 +43,6 @@ _REASONING_NAME = re.compile(r"(?:^|[-_.])(?:Thinking|R1|QwQ|Reasoning|Reasoner)
 _SIZE = r"(\d{1,5}(?:\.\d{1,3})?)"
 _TOTAL_ACTIVE = re.compile(rf"(?:^|[-_. ]){_SIZE}B[-_]A{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
 _EXPERTS_X = re.compile(rf"(?:^|[-_. ])(\d{{1,3}})x{_SIZE}B(?:$|[-_. ])", re.IGNORECASE)
-_MODEL_KEYS = ("architectures", "model_type", "hidden_size", "num_hidden_layers", "text_config", "llm_config",
-               "vision_config")
 _PLAIN = re.compile(rf"(?:^|[-_. ]){_SIZE}([BM])(?:$|[-_. ])", re.IGNORECASE)
 
 

@@ -112,6 +112,12 @@ CONFIG_CASES = {
     "vision by architecture": (
         fc.dense_config(architectures=["Qwen2_5_VLForConditionalGeneration"]),
         {"context_length": 32768, "context_length_max": None, "vision": 1, "moe": 0, "params_b": 7.62}),
+    "vl inside a word": (
+        fc.dense_config(architectures=["DevlinForCausalLM"]),
+        {"context_length": 32768, "context_length_max": None, "vision": 0, "moe": 0, "params_b": 7.62}),
+    "InternVL architecture": (
+        {**fc.dense_config(architectures=["InternVLChatModel"])},
+        {"context_length": 32768, "context_length_max": None, "vision": 1, "moe": 0, "params_b": 7.62}),
     # Newer transformers name the block rope_parameters (§4.2).
     "rope_parameters": (
         fc.dense_config(max_position_embeddings=40960,
