@@ -144,6 +144,12 @@ def default_models() -> dict[str, dict]:
     }
 
 
+def models_for(model_ids: Any) -> dict[str, dict]:
+    """Give each ID (a catalog's API models, say) one of default_models()' quirks, in turn, sorted by ID."""
+    quirks = list(default_models().values())
+    return {mid: copy.deepcopy(quirks[i % len(quirks)]) for i, mid in enumerate(sorted(model_ids))}
+
+
 class CapsHub:
     """The two capability endpoints over a table of models; counts requests per endpoint."""
 

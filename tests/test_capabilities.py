@@ -358,3 +358,10 @@ def test_fake_hub_switches():
     assert hub.respond("PUT", fc.PROVIDERS_PATH + "?ModelId=x/y") is None
     with pytest.raises(TypeError):
         fc.CapsHub(no_such_switch=True)
+
+
+def test_models_for_cycles_the_quirks():
+    quirks = list(fc.default_models().values())
+    got = fc.models_for(["b/2", "a/1", "c/3", "d/4", "e/5", "f/6"])
+    assert list(got) == ["a/1", "b/2", "c/3", "d/4", "e/5", "f/6"]
+    assert list(got.values()) == quirks + quirks[:1]
