@@ -57,10 +57,13 @@ def warn_if_stale(db):
 @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="txt", show_default=True,
               help="txt: one ID a line; comma: one comma-separated line; csv, json, jsonl: "
                    "ID, owner, tasks, downloads, likes, flags and URL.")
+@click.option("--raw-csv", is_flag=True,
+              help="CSV: write cells as stored, without the ' that stops a spreadsheet running "
+                   "=, +, -, @ cells as formulas (for scripts).")
 @click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               metavar="FILE", help="Write to FILE, replaced only once the export is complete.")
 def export_command(db_path, all_models, tasks, owners, min_downloads, listed, search, sort,
-                   limit, fmt, output):
+                   limit, fmt, raw_csv, output):
     """Export the IDs to call (API-capable models, most downloaded first) as a list or a table."""
     filters = export.Filters(all_models=all_models, listed=listed, tasks=tasks, owners=owners,
                              min_downloads=min_downloads, search=search, sort=sort, limit=limit)
@@ -68,19 +71,19 @@ def export_command(db_path, all_models, tasks, owners, min_downloads, listed, se
     with catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
         warn_if_stale(db)
         if output == "-":
-            write_stdout(rows, fmt)
+            write_stdout(rows, fmt, raw_csv)
             return
         try:
-            count = export.export_to_file(rows, fmt, output)
+            count = export.export_to_file(rows, fmt, output, raw_csv)
         except OSError as error:
             raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
     click.echo(f"exported {count:,} models to {output}", err=True)
 
 
-def write_stdout(rows, fmt):
+def write_stdout(rows, fmt, raw_csv=False):
     stream = sys.stdout
     try:
-        export.write_export(rows, fmt, stream)
+        export.write_export(rows, fmt, stream, raw_csv)
         stream.flush()
     except BrokenPipeError:
         # `indexer export | head` closed the pipe early: that is not an error,

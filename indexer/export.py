@@ -24,6 +24,9 @@ SORTS = {
 EXPORT_KEYS = ("model_id", "owner", "tasks", "downloads", "likes", "api_inference",
                "in_inference_list", "url")
 STALE_AFTER = timedelta(days=2)
+# A spreadsheet runs a cell that starts with one of these as a formula; OWASP's
+# advice (CSV injection) is a leading `'`, which the spreadsheet hides (issue 14).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MIN_FTS_CHARS = 3  # the trigram tokenizer matches nothing shorter
 
 
@@ -113,8 +116,20 @@ def like_pattern(text):
 # Writing -------------------------------------------------------------------
 
 
-def write_export(rows, fmt, stream):
-    """Write `rows` to the text `stream` in `fmt`, one row at a time; returns the count."""
+def csv_cell(value, raw=False):
+    """A CSV cell: None as empty, and text a spreadsheet would run as a formula behind a `'`."""
+    if value is None:
+        return ""
+    if not raw and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_export(rows, fmt, stream, raw_csv=False):
+    """Write `rows` to the text `stream` in `fmt`, one row at a time; returns the count.
+
+    CSV cells that a spreadsheet would run as formulas get a leading `'` unless `raw_csv`.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     count = 0
@@ -130,7 +145,7 @@ def write_export(rows, fmt, stream):
             stream.write(("," if count else "") + row["model_id"])
         elif fmt == "csv":
             # `tasks` stays the JSON text the catalog stores.
-            writer.writerow(["" if row[k] is None else row[k] for k in EXPORT_KEYS])
+            writer.writerow([csv_cell(row[k], raw_csv) for k in EXPORT_KEYS])
         else:
             text = json.dumps(_json_row(row), ensure_ascii=False)
             if fmt == "jsonl":
@@ -151,7 +166,7 @@ def _json_row(row):
     return out
 
 
-def export_to_file(rows, fmt, path):
+def export_to_file(rows, fmt, path, raw_csv=False):
     """Write an export to `path` atomically: a temp file beside it, then a rename.
 
     On any error the temp file is removed and an existing file at `path` is left as it was.
@@ -164,7 +179,7 @@ def export_to_file(rows, fmt, path):
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as stream:
-            count = write_export(rows, fmt, stream)
+            count = write_export(rows, fmt, stream, raw_csv)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
