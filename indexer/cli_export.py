@@ -12,8 +12,8 @@ from contextlib import closing, contextmanager
 import click
 
 from indexer import check, export, store
-from indexer.modelid import visible
 from indexer.cli_common import db_option
+from indexer.modelid import visible
 
 
 @contextmanager
