@@ -1,4 +1,4 @@
-"""The `export` and `check` commands: parse options, call indexer.export, print the result."""
+"""The `export` and `check` commands: parse options, call indexer.export or indexer.check, print the result."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from contextlib import closing, contextmanager
 
 import click
 
-from indexer import export, store
+from indexer import check, export, store
 from indexer.cli_common import db_option
+from indexer.modelid import visible
 
 
 @contextmanager
@@ -56,10 +57,13 @@ def warn_if_stale(db):
 @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="txt", show_default=True,
               help="txt: one ID a line; comma: one comma-separated line; csv, json, jsonl: "
                    "ID, owner, tasks, downloads, likes, flags and URL.")
+@click.option("--raw-csv", is_flag=True,
+              help="CSV: write cells as stored, without the ' that stops a spreadsheet running "
+                   "=, +, -, @ cells as formulas (for scripts).")
 @click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               metavar="FILE", help="Write to FILE, replaced only once the export is complete.")
 def export_command(db_path, all_models, tasks, owners, min_downloads, listed, search, sort,
-                   limit, fmt, output):
+                   limit, fmt, raw_csv, output):
     """Export the IDs to call (API-capable models, most downloaded first) as a list or a table."""
     filters = export.Filters(all_models=all_models, listed=listed, tasks=tasks, owners=owners,
                              min_downloads=min_downloads, search=search, sort=sort, limit=limit)
@@ -67,19 +71,19 @@ def export_command(db_path, all_models, tasks, owners, min_downloads, listed, se
     with catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
         warn_if_stale(db)
         if output == "-":
-            write_stdout(rows, fmt)
+            write_stdout(rows, fmt, raw_csv)
             return
         try:
-            count = export.export_to_file(rows, fmt, output)
+            count = export.export_to_file(rows, fmt, output, raw_csv)
         except OSError as error:
             raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
     click.echo(f"exported {count:,} models to {output}", err=True)
 
 
-def write_stdout(rows, fmt):
+def write_stdout(rows, fmt, raw_csv=False):
     stream = sys.stdout
     try:
-        export.write_export(rows, fmt, stream)
+        export.write_export(rows, fmt, stream, raw_csv)
         stream.flush()
     except BrokenPipeError:
         # `indexer export | head` closed the pipe early: that is not an error,
@@ -92,37 +96,54 @@ def write_stdout(rows, fmt):
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: one aligned line per ID; json: a list of objects.")
+@click.option("--suggest", "suggest_for", type=click.IntRange(min=0), default=check.SUGGEST_FOR,
+              show_default=True, metavar="N",
+              help="Suggest close IDs for the first N distinct unknown IDs (0: none).")
 @click.argument("ids", nargs=-1, required=True, metavar="ID... | -")
-def check_command(db_path, fmt, ids):
+def check_command(db_path, fmt, suggest_for, ids):
     """Check model IDs (or `-` to read them from stdin) and exit 0 only if every one is ok."""
     wanted = read_ids(ids, sys.stdin)
     if not wanted:
         raise click.UsageError("no model IDs given")
     with catalog(db_path) as db:
         warn_if_stale(db)
-        results = export.check_ids(db, wanted)
+        results = check.check_ids(db, wanted, suggest_for=suggest_for)
+    # Input that was not UTF-8 comes back as lone surrogates, and a terminal
+    # may not take every character: never a UnicodeEncodeError (issue 14).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     if fmt == "json":
+        # Raw values for scripts; json.dumps escapes control characters itself.
         click.echo(json.dumps(results, ensure_ascii=False, indent=2))
     else:
-        for result in results:
-            click.echo(format_check_line(result))
+        click.echo("\n".join(format_check_line(result) for result in results))
     sys.exit(0 if all(r["status"] == "ok" for r in results) else 1)
 
 
 def read_ids(args, stdin):
-    """IDs from the arguments, `-` standing for stdin; commas and whitespace separate IDs."""
+    """IDs from the arguments, `-` standing for stdin; commas and whitespace separate IDs.
+
+    Stdin is read as bytes and decoded leniently, so no input can stop the run:
+    bytes that are not UTF-8 become lone surrogates, which `check` reports as
+    not a model ID while it answers every other line (issue 14).
+    """
     ids = []
     for arg in args:
-        text = stdin.read() if arg == "-" else arg
+        if arg == "-":
+            raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+            text = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+        else:
+            text = arg
         # So that `indexer export --format comma | indexer check -` works too.
         ids.extend(part for part in re.split(r"[,\s]+", text) if part)
     return ids
 
 
 def format_check_line(result):
+    """One line for a person: hidden, reordering and control characters shown as <U+XXXX>."""
     line = f"{result['status']:<10}{result['id']}"
     if result["note"]:
         line += f"  {result['note']}"
     if result["suggestions"]:
         line += "  did you mean: " + ", ".join(result["suggestions"])
-    return line
+    return visible(line)

@@ -166,14 +166,15 @@ class Crawl(Slicing):
         return new + new_to_slice
 
     def _count_missing_fields(self, items):
-        """Count, once per item, each watched field it lacks (Stars may come as Likes)."""
+        """Count, once per item, each watched field it lacks (Stars may come as Likes) or had to drop."""
         conn = self.db.conn
         for item in items:
             if not isinstance(item, dict):
                 continue
-            for name, counter in WATCHED_FIELDS:
-                if item.get(name) is not None or (name == "Stars" and item.get("Likes") is not None):
-                    continue
+            counters = [counter for name, counter in WATCHED_FIELDS
+                        if item.get(name) is None and not (name == "Stars" and item.get("Likes") is not None)]
+            # Counts parse dropped (negative, beyond 64 bits) are counted the same way (issue 14).
+            for counter in counters + parse.count_warnings(item):
                 before = conn.total_changes
                 conn.execute("insert or ignore into stage.lacking values (?)",
                              [f"{counter}:{_skip_key(item)}"])

@@ -1,9 +1,8 @@
-"""Read-only catalog queries: export lists of callable model IDs and check IDs against the catalog."""
+"""Read-only catalog queries: export lists of callable model IDs (checking IDs is in check.py)."""
 
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 import os
 import re
@@ -25,13 +24,10 @@ SORTS = {
 EXPORT_KEYS = ("model_id", "owner", "tasks", "downloads", "likes", "api_inference",
                "in_inference_list", "url")
 STALE_AFTER = timedelta(days=2)
-# The inference service's /models list names chat models only
-# (reference/modelscope-api.md, endpoint F), so only these can be "unlisted".
-LISTED_TASKS = frozenset({"text-generation"})
+# A spreadsheet runs a cell that starts with one of these as a formula; OWASP's
+# advice (CSV injection) is a leading `'`, which the spreadsheet hides (issue 14).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MIN_FTS_CHARS = 3  # the trigram tokenizer matches nothing shorter
-SUGGEST_CUTOFF = 0.6
-CANDIDATES_PER_QUERY = 200
-NEIGHBOURS = 50
 
 
 @dataclass(frozen=True)
@@ -120,8 +116,20 @@ def like_pattern(text):
 # Writing -------------------------------------------------------------------
 
 
-def write_export(rows, fmt, stream):
-    """Write `rows` to the text `stream` in `fmt`, one row at a time; returns the count."""
+def csv_cell(value, raw=False):
+    """A CSV cell: None as empty, and text a spreadsheet would run as a formula behind a `'`."""
+    if value is None:
+        return ""
+    if not raw and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_export(rows, fmt, stream, raw_csv=False):
+    """Write `rows` to the text `stream` in `fmt`, one row at a time; returns the count.
+
+    CSV cells that a spreadsheet would run as formulas get a leading `'` unless `raw_csv`.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     count = 0
@@ -137,7 +145,7 @@ def write_export(rows, fmt, stream):
             stream.write(("," if count else "") + row["model_id"])
         elif fmt == "csv":
             # `tasks` stays the JSON text the catalog stores.
-            writer.writerow(["" if row[k] is None else row[k] for k in EXPORT_KEYS])
+            writer.writerow([csv_cell(row[k], raw_csv) for k in EXPORT_KEYS])
         else:
             text = json.dumps(_json_row(row), ensure_ascii=False)
             if fmt == "jsonl":
@@ -158,7 +166,7 @@ def _json_row(row):
     return out
 
 
-def export_to_file(rows, fmt, path):
+def export_to_file(rows, fmt, path, raw_csv=False):
     """Write an export to `path` atomically: a temp file beside it, then a rename.
 
     On any error the temp file is removed and an existing file at `path` is left as it was.
@@ -171,7 +179,7 @@ def export_to_file(rows, fmt, path):
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as stream:
-            count = write_export(rows, fmt, stream)
+            count = write_export(rows, fmt, stream, raw_csv)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)
@@ -208,140 +216,3 @@ def _parse_time(text):
         return datetime.fromisoformat(text) if text else None
     except ValueError:
         return None
-
-
-# Checking ------------------------------------------------------------------
-
-
-def classify(row):
-    """(status, note) for a catalog row (None: no such model), as a call would see it.
-
-    - unknown: no such model, or the hub removed it.
-    - ok: the /models list names it (callable even without the hub's API badge), or it
-      is API-capable and not a chat model, since /models lists chat models only.
-    - unlisted: an API-capable chat (text-generation) model the /models list lacks.
-    - not-api: on the hub, but not served by API-Inference.
-    """
-    if row is None:
-        return "unknown", None
-    if row["removed_at"]:
-        return "unknown", f"removed from the hub on {row['removed_at'][:10]}"
-    if row["in_inference_list"]:
-        return "ok", None
-    if row["api_inference"]:
-        tasks = set(json.loads(row["tasks"]) if row["tasks"] else [])
-        if tasks & LISTED_TASKS:
-            return "unlisted", "API-capable on the hub, but the inference service's /models list lacks it"
-        return "ok", None
-    return "not-api", None
-
-
-def find_model(db, model_id):
-    """The catalog row `model_id` names exactly (as ModelScope compares IDs), or None."""
-    for sql in ("select * from models where model_id = ?",
-                # The callable ID only matters on API models, and their index keeps
-                # this lookup to the API set instead of a scan of the whole catalog.
-                "select * from models where api_inference = 1 and api_model_id = ? "
-                "order by removed_at is not null, model_id limit 1"):
-        cursor = db.conn.execute(sql, [model_id])
-        row = cursor.fetchone()
-        if row is not None:
-            return dict(zip([d[0] for d in cursor.description], row))
-    return None
-
-
-def check_ids(db, ids):
-    """One result dict per ID, in order: id, status, model_id, note, suggestions."""
-    results = []
-    for given in ids:
-        row = find_model(db, given)
-        status, note = classify(row)
-        if row and status != "unknown" and row["api_model_id"] and row["api_model_id"] != given:
-            note = "; ".join(filter(None, [f"call it as {row['api_model_id']}", note]))
-        results.append({
-            "id": given,
-            "status": status,
-            "model_id": row["model_id"] if row else None,
-            "note": note,
-            "suggestions": suggest(db, given) if status == "unknown" else [],
-        })
-    return results
-
-
-def suggest(db, given, limit=3):
-    """Existing model IDs close to `given`: a case-insensitive match first, then similar IDs.
-
-    SQL narrows the field to a few hundred candidates (FTS on the ID and its name
-    parts, and the same owner), so the work never grows with the catalog.
-    """
-    # Imported here: parse pulls in BeautifulSoup, a fifth of a second that
-    # `export` and a `check` of good IDs never need.
-    from indexer.parse import split_model_id
-
-    wanted = given.strip().lower()
-    if not wanted:
-        return []
-    parts = split_model_id(given)
-    owner, name = parts if parts else (None, given.strip())
-    candidates = {}
-    for model_id, downloads in _candidates(db, wanted, owner, name):
-        candidates[model_id] = downloads
-    candidates.pop(given, None)
-    scored = []
-    for model_id, downloads in candidates.items():
-        score = _similarity(wanted, name.lower(), model_id.lower())
-        if score >= SUGGEST_CUTOFF:
-            scored.append((-score, -(downloads or 0), model_id))
-    return [model_id for _, _, model_id in sorted(scored)[:limit]]
-
-
-def _similarity(wanted, wanted_name, candidate):
-    """difflib's ratio against the whole ID or the name alone, whichever is higher."""
-    if candidate == wanted:
-        return 2.0  # the right ID in another casing always comes first
-    return max(difflib.SequenceMatcher(None, wanted, candidate).ratio(),
-               difflib.SequenceMatcher(None, wanted_name, candidate.partition("/")[2]).ratio())
-
-
-def _candidates(db, wanted, owner, name):
-    """(model_id, downloads) pairs worth ranking, a few hundred at most, repeats allowed."""
-    conn = db.conn
-    alive = "removed_at is null"
-    fts_join = ("select m.model_id, m.downloads from models_fts f join models m on m.rowid = f.rowid "
-                f"where models_fts match ? and m.{alive}")
-    if len(wanted) >= MIN_FTS_CHARS:
-        # The right ID in another casing: the trigram index ignores case, and
-        # only IDs holding all of `wanted` match, so this needs no limit and is
-        # never crowded out.
-        yield from conn.execute(fts_join + " and lower(m.model_id) = lower(?)",
-                                ["{model_id} : " + fts_phrase(wanted), wanted])
-    # IDs that extend it, the same name under other owners, and names holding
-    # all the same parts.
-    phrases = [fts_phrase(text) for text in dict.fromkeys([wanted, name.lower()])
-               if len(text) >= MIN_FTS_CHARS]
-    fragments = [p for p in re.split(r"[-_./\s]+", name) if len(p) >= MIN_FTS_CHARS]
-    if len(fragments) > 1:
-        phrases.append(" AND ".join(fts_phrase(p) for p in fragments))
-    for phrase in phrases:
-        yield from conn.execute(fts_join + " limit ?",
-                                [f"{{model_id name}} : ({phrase})", CANDIDATES_PER_QUERY])
-    if owner:
-        # A typo in the name: the IDs next to it in primary-key order, under each
-        # casing of the owner the FTS index knows.
-        owners = {owner}
-        for (model_id,) in conn.execute(
-                "select model_id from models_fts where models_fts match ? limit ?",
-                ["{model_id} : " + fts_phrase(owner + "/"), CANDIDATES_PER_QUERY]):
-            found = model_id.partition("/")[0]
-            if found.lower() == owner.lower():
-                owners.add(found)
-        for found in sorted(owners):
-            # Both probes stay inside the owner's stretch of the index: "/" sorts
-            # just before "0".
-            probe = f"{found}/{name}"
-            yield from conn.execute(
-                f"select model_id, downloads from models where model_id >= ? and model_id < ? "
-                f"and {alive} order by model_id limit ?", [probe, found + "0", NEIGHBOURS])
-            yield from conn.execute(
-                f"select model_id, downloads from models where model_id < ? and model_id > ? "
-                f"and {alive} order by model_id desc limit ?", [probe, found + "/", NEIGHBOURS])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 from collections import Counter
@@ -10,19 +11,28 @@ from datetime import datetime, timezone
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
+from indexer.modelid import (
+    CONTROL_CHARS,
+    MAX_ID_PART,
+    id_part,
+    replace_surrogates,
+    split_model_id,
+)
+
 MODEL_PAGE = "https://modelscope.cn/models/"
 
 # Hostile input from the hub must be stored safely, so every text field is
 # capped and every list is bounded (issue 6: 10,000 tags on one model).
 MAX_TEXT = {"description": 4000, "chinese_name": 300, "license": 200,
             "support_inference": 200, "api_model_id": 300}
-MAX_ID_PART = 300
 MAX_LIST_ITEMS = 100
 MAX_LIST_ITEM_LEN = 100
-# A model ID with a control character (a NUL, say) names nothing anyone can
-# call; cleaning it would store an ID that does not exist on the hub (issue 6).
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
+# SQLite stores integers in 64 bits; a larger count is no count (issue 14).
+MAX_INT = 2**63 - 1
+# "12,345": thousands separators, as the hub sometimes sends counts (issue 14).
+GROUPED_INT = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+")
+# Re-exported: split_model_id lived here before modelid.py, and callers still use it.
+__all__ = ["CONTROL_CHARS", "MAX_ID_PART", "split_model_id"]
 
 
 class SkipItem(ValueError):
@@ -43,7 +53,7 @@ def clean_text(value, limit=None):
     value = value.replace("\x00", "")
     # Invalid UTF-8 reaches us as lone surrogates (json allows "\udcff");
     # SQLite would refuse to encode them.
-    value = value.encode("utf-8", "replace").decode("utf-8")
+    value = replace_surrogates(value)
     if limit is not None and len(value) > limit:
         value = value[:limit]
     return value
@@ -62,24 +72,63 @@ def strip_html(value):
     return text
 
 
-def parse_int(value):
-    """An int from an int, a float, or a numeric string; None for anything else."""
+def _number(value):
+    """An int of any size from an int, a finite float or a numeric string (`12,345` too); else None."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if abs(value) < 2**63 else None
+        return value
     if isinstance(value, float):
-        return int(value) if value == value and abs(value) < 2**63 else None
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
+        if GROUPED_INT.fullmatch(text):
+            text = text.replace(",", "")
+        if len(text) > 400:
+            return None  # int() of a huge digit string is slow, and no count is that long
         try:
-            return parse_int(int(text))
+            return int(text)
         except ValueError:
             try:
-                return parse_int(float(text))
+                return _number(float(text))
             except ValueError:
                 return None
     return None
+
+
+def parse_int(value):
+    """An int from an int, a float, or a numeric string; None for anything else or beyond 64 bits."""
+    number = _number(value)
+    return number if number is not None and abs(number) <= MAX_INT else None
+
+
+def parse_count(value):
+    """(count, problem): a count is never negative nor beyond SQLite's range; either gives (None, why)."""
+    number = _number(value)
+    if number is None:
+        return None, None
+    if number < 0:
+        return None, "negative"
+    if number > MAX_INT:
+        return None, "out_of_range"
+    return number, None
+
+
+def _likes(item):
+    likes = item.get("Stars")
+    return item.get("Likes") if likes is None else likes
+
+
+def count_warnings(item):
+    """Warning names for the counts of one item that were dropped, e.g. `negative_downloads`."""
+    if not isinstance(item, dict):
+        return []
+    found = []
+    for field, value in (("downloads", item.get("Downloads")), ("stars", _likes(item))):
+        problem = parse_count(value)[1]
+        if problem:
+            found.append(f"{problem}_{field}")
+    return found
 
 
 def parse_timestamp(value):
@@ -127,13 +176,6 @@ def parse_backend_model_id(value):
     return None
 
 
-def _id_part(value):
-    text = value.strip() if isinstance(value, str) else ""
-    if not text or len(text) > MAX_ID_PART or "/" in text or CONTROL_CHARS.search(text):
-        return None
-    return clean_text(text)
-
-
 def parse_model(item):
     """One dolphin list item to a `models` row (without flags and seen-times); raises SkipItem."""
     if not isinstance(item, dict):
@@ -142,16 +184,18 @@ def parse_model(item):
         value = item.get(key)
         if isinstance(value, str) and CONTROL_CHARS.search(value.strip()):
             raise SkipItem("invalid_id")
-    owner = _id_part(item.get("Path"))
+    for key, reason in (("Path", "long_path"), ("Name", "long_name")):
+        # Counted apart from a missing part: it is there, only far too long (issue 14).
+        value = item.get(key)
+        if isinstance(value, str) and len(value.strip()) > MAX_ID_PART:
+            raise SkipItem(reason)
+    owner = id_part(item.get("Path"))
     if owner is None:
         raise SkipItem("missing_path")
-    name = _id_part(item.get("Name"))
+    name = id_part(item.get("Name"))
     if name is None:
         raise SkipItem("missing_name")
     model_id = f"{owner}/{name}"
-    likes = item.get("Stars")
-    if likes is None:
-        likes = item.get("Likes")
     return {
         "model_id": model_id,
         "owner": owner,
@@ -162,8 +206,8 @@ def parse_model(item):
         "tags": parse_string_list(item.get("Tags")),
         "libraries": parse_string_list(item.get("Libraries")),
         "license": clean_text(item.get("License"), MAX_TEXT["license"]) or None,
-        "downloads": parse_int(item.get("Downloads")),
-        "likes": parse_int(likes),
+        "downloads": parse_count(item.get("Downloads"))[0],
+        "likes": parse_count(_likes(item))[0],
         "created_at": parse_timestamp(item.get("CreatedTime")),
         "updated_at": parse_timestamp(item.get("LastUpdatedTime")),
         "api_model_id": parse_backend_model_id(item.get("BackendSupport")),
@@ -181,16 +225,6 @@ def parse_models(items):
         except SkipItem as skip:
             skipped[str(skip)] += 1
     return rows, skipped
-
-
-def split_model_id(model_id):
-    """(owner, name) of an `Owner/Name` ID, or None when it has another shape."""
-    if not isinstance(model_id, str):
-        return None
-    owner, sep, name = model_id.strip().partition("/")
-    if not sep or not _id_part(owner) or not _id_part(name):
-        return None
-    return owner, name
 
 
 def parse_inference_list(body):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 import markupsafe
@@ -14,6 +15,7 @@ from datasette.plugins import pm
 from datasette.utils.asgi import Response
 
 from indexer import facets
+from indexer.modelid import visible, xml_safe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 METADATA_PATHS = (PACKAGE_DIR.parent / "metadata.yml", PACKAGE_DIR / "metadata.yml")
@@ -37,6 +39,9 @@ SETTINGS = {
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 MODELSCOPE_URL = "https://modelscope.cn/"
 ERROR_CHARS = 300
+# Columns that name a model: shown with every hidden or reordering character
+# as <U+XXXX> (issue 14). Other text keeps its tabs and newlines.
+ID_COLUMNS = frozenset({"model_id", "owner", "name", "chinese_name", "api_model_id"})
 
 BANNER_SQL = """
 select
@@ -143,6 +148,26 @@ def banner_lines(state):
     return lines
 
 
+def uri_text(url):
+    """`url` with every character outside printable ASCII percent-encoded (as UTF-8), safe in XML and HTML.
+
+    Printable ASCII stays as it is (the page's own escaping handles `<` and `"`),
+    so a link to a hostile ID still opens that ID's page.
+    """
+    if not isinstance(url, str) or (url.isascii() and url.isprintable() and " " not in url):
+        return url
+    return "".join(c if "!" <= c <= "~" else urllib.parse.quote(c, safe="", errors="replace")
+                   for c in url)
+
+
+def _row_url(row):
+    try:
+        url = row["url"]
+    except (IndexError, KeyError):
+        return None
+    return url if isinstance(url, str) and url.startswith(MODELSCOPE_URL) else None
+
+
 class SitePlugin:
     """Datasette hooks for the catalog site: freshness banner, model links, read-only guard."""
 
@@ -163,19 +188,29 @@ class SitePlugin:
         return inner
 
     @hookimpl
+    def prepare_connection(self, conn, database, datasette):
+        # The feed query (metadata.yml, `changes`) renders model text through
+        # these: feedgen refuses text XML 1.0 forbids, which made one hostile
+        # ID a 500 for every subscriber (issue 14). Stored values stay raw.
+        if database != _catalog_name(datasette):
+            return
+        conn.create_function("visible_text", 1, xml_safe, deterministic=True)
+        conn.create_function("uri_text", 1, uri_text, deterministic=True)
+
+    @hookimpl
     def render_cell(self, row, value, column, table, database, datasette):
+        if not isinstance(value, str) or _catalog_name(datasette) is None:
+            return None
+        shown = visible(value) if column in ID_COLUMNS else xml_safe(value)
         # In views and canned queries the ID is plain text; link it to the
         # model's ModelScope page when the row carries that page. (In `models`
         # itself the ID links to the row and `url` is linked by Datasette.)
-        if column != "model_id" or not isinstance(value, str) or _catalog_name(datasette) is None:
-            return None
-        try:
-            url = row["url"]
-        except (IndexError, KeyError):
-            return None
-        if not isinstance(url, str) or not url.startswith(MODELSCOPE_URL):
-            return None
-        return markupsafe.Markup('<a href="{}">{}</a>').format(url, value)
+        url = _row_url(row) if column == "model_id" else None
+        if url is not None:
+            return markupsafe.Markup('<a href="{}">{}</a>').format(uri_text(url), shown)
+        if shown != value:
+            return markupsafe.Markup("{}").format(shown)
+        return None
 
     @hookimpl
     def asgi_wrapper(self, datasette):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from indexer import export, store
+from indexer import check, export, store
 from indexer.cli_export import check_command, export_command
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -425,7 +425,7 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(tmp_path):
      ("not-api", None)),
 ])
 def test_classify(row, expected):
-    assert export.classify(row) == expected
+    assert check.classify(row) == expected
 
 
 CHECK_TEXT = """\
@@ -534,13 +534,13 @@ def test_check_warns_on_a_stale_catalog(db_path):
     ("", []),
 ])
 def test_suggest(db, given, expected):
-    assert export.suggest(db, given) == expected
+    assert check.suggest(db, given) == expected
 
 
 def test_suggest_limit(db):
-    assert export.suggest(db, "qwen/qwen2.5-7b-instruct", limit=1) == ["Qwen/Qwen2.5-7B-Instruct"]
+    assert check.suggest(db, "qwen/qwen2.5-7b-instruct", limit=1) == ["Qwen/Qwen2.5-7B-Instruct"]
 
 
 def test_the_right_casing_beats_a_more_downloaded_reupload(db):
     db.table("models").insert(model("AI-ModelScope/Qwen-Image", 90000, tasks=["text-to-image-synthesis"]))
-    assert export.suggest(db, "qwen/qwen-image") == ["Qwen/Qwen-Image", "AI-ModelScope/Qwen-Image"]
+    assert check.suggest(db, "qwen/qwen-image") == ["Qwen/Qwen-Image", "AI-ModelScope/Qwen-Image"]

@@ -719,3 +719,63 @@ def test_csv_streaming_returns_every_api_model_past_the_row_cap(crawled, models)
 def test_json_array_of_api_models(ds, models):
     got = get_json(ds, "/catalog/models.json?api_inference=1&_shape=array&_size=max&_col=api_model_id")
     assert sorted(r["model_id"] for r in got) == sorted(m["model_id"] for m in models if m["api_inference"] == 1)
+
+
+# Hostile model text (issue 14) ---------------------------------------------
+
+HOSTILE_NAMES = ["invoice-\u202egpj.exe", "Broken\uffffModel", "Non\ufffeChar"]
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A catalog whose second crawl added models with bidi and XML-forbidden characters in their IDs."""
+    path = tmp_path_factory.mktemp("hostile") / "catalog.db"
+    catalog = build_catalog()
+    with FakeHub(catalog) as hub:
+        run_crawl(path, hub, now=Clock())
+        template = catalog.get(first_model(catalog, api=True, listed=False))
+        for i, name in enumerate(HOSTILE_NAMES):
+            catalog.add(dict(template, Id=980_000 + i, Path="Hostile-Org", Name=name), api=True)
+        run_crawl(path, hub, now=Clock(DAY0 + timedelta(days=1)))
+    return path
+
+
+def test_a_hostile_model_id_keeps_the_feed_valid_xml(hostile):
+    # Stored as the hub sent them, so `check` still finds them...
+    stored = rows(hostile, "select model_id from models where owner = 'Hostile-Org' order by model_id")
+    assert [r["model_id"] for r in stored] == sorted(f"Hostile-Org/{n}" for n in HOSTILE_NAMES)
+    # ...while the feed is valid XML that shows every hidden character.
+    entries = feed(site.build_datasette(hostile), "/catalog/changes.atom")
+    assert sorted(e.find(f"{ATOM}title").text for e in entries) == [
+        "Hostile-Org/Broken<U+FFFF>Model: api_enabled",
+        "Hostile-Org/Non<U+FFFE>Char: api_enabled",
+        "Hostile-Org/invoice-<U+202E>gpj.exe: api_enabled"]
+    assert sorted(e.find(f"{ATOM}link").get("href") for e in entries) == [
+        "https://modelscope.cn/models/Hostile-Org/Broken%EF%BF%BFModel",
+        "https://modelscope.cn/models/Hostile-Org/Non%EF%BF%BEChar",
+        "https://modelscope.cn/models/Hostile-Org/invoice-%E2%80%AEgpj.exe"]
+
+
+# Not /catalog/models: Datasette renders a table's primary-key link itself,
+# without render_cell, so that page still shows the raw ID.
+@pytest.mark.parametrize("url", ["/catalog/changes", "/catalog/api_models?owner=Hostile-Org",
+                                 "/catalog/model_events"])
+def test_pages_show_hidden_characters_in_model_text(hostile, url):
+    response = get(site.build_datasette(hostile), url)
+    assert response.status_code == 200, response.text
+    assert "\u202e" not in response.text and "\uffff" not in response.text
+    assert "invoice-&lt;U+202E&gt;gpj.exe" in response.text
+
+
+def test_render_cell_links_the_visible_id():
+    ds = site.build_datasette(":memory:")
+    row = {"model_id": "a/invoice-\u202egpj.exe", "url": "https://modelscope.cn/models/a/invoice-\u202egpj.exe"}
+    html = site.SitePlugin().render_cell(row=row, value=row["model_id"], column="model_id",
+                                         table=None, database="catalog", datasette=ds)
+    assert html == ('<a href="https://modelscope.cn/models/a/invoice-%E2%80%AEgpj.exe">'
+                    'a/invoice-&lt;U+202E&gt;gpj.exe</a>')
+    plain = site.SitePlugin().render_cell(row=row, value="line one\nline\u202etwo", column="description",
+                                          table="models", database="catalog", datasette=ds)
+    assert plain == "line one\nline&lt;U+202E&gt;two"
+    assert site.SitePlugin().render_cell(row=row, value="plain", column="license", table="models",
+                                         database="catalog", datasette=ds) is None
