@@ -13,7 +13,7 @@ import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
-from indexer import site, store
+from indexer import schema, site, store
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import (API_IMAGE_ID, LISTED_MISSING_ID, LISTED_NOT_API_ID,
                                     UNLISTED_API_CHAT_ID, build_catalog)
@@ -192,7 +192,7 @@ def test_models_table_facets_and_sort(ds, models):
 @pytest.mark.parametrize("fragment", ["wen2.5-7", "QWEN3-2", "Kimi-K2", "通义千问", "深度求索", "恶意模"])
 def test_search_finds_models_by_id_fragments_and_chinese_names(ds, models, fragment):
     got = get_json(ds, f"/catalog/models.json?{q(_search=fragment)}&_shape=array&_size=max")
-    text = lambda m: " ".join(m[c] or "" for c in store.FTS_COLUMNS).lower()
+    text = lambda m: " ".join(m[c] or "" for c in schema.FTS_COLUMNS).lower()
     assert_by_downloads(got, [m for m in models if fragment.lower() in text(m)])
 
 
