@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shutil
 import sqlite3
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -15,8 +14,13 @@ from datasette.utils import tilde_encode
 
 from indexer import schema, site, store
 from tests.fakehub import FakeHub
-from tests.fixtures.catalog import (API_IMAGE_ID, LISTED_MISSING_ID, LISTED_NOT_API_ID,
-                                    UNLISTED_API_CHAT_ID, build_catalog)
+from tests.fixtures.catalog import (
+    API_IMAGE_ID,
+    LISTED_MISSING_ID,
+    LISTED_NOT_API_ID,
+    UNLISTED_API_CHAT_ID,
+    build_catalog,
+)
 from tests.helpers import rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
@@ -660,12 +664,14 @@ def test_a_catalog_of_another_name(crawled, tmp_path):
     source.close()
     target.close()
     ds = site.build_datasette(path)
-    assert banner(ds, "/models-2026/models") == [f"Catalog last refreshed {LAST_CRAWL_AT} (full)"]
-    assert get_json(ds, "/models-2026/fallback_ids.json?n=2&_shape=arrayfirst") == \
+    # Served as `catalog` whatever the file is called (issue 10: the links are /catalog/...).
+    assert banner(ds, "/catalog/models") == [f"Catalog last refreshed {LAST_CRAWL_AT} (full)"]
+    assert get(ds, "/models-2026/models").status_code == 404
+    assert get_json(ds, "/catalog/fallback_ids.json?n=2&_shape=arrayfirst") == \
         get_json(site.build_datasette(crawled), "/catalog/fallback_ids.json?n=2&_shape=arrayfirst")
     assert get(ds, "/-/dashboards/catalog").status_code == 200
     charts = get_json(ds, "/-/metadata.json")["plugins"]["datasette-dashboards"]["catalog"]["charts"]
-    assert {c["db"] for c in charts.values()} == {"models-2026"}
+    assert {c["db"] for c in charts.values()} == {"catalog"}
 
 
 def test_the_site_plugin_leaves_other_datasettes_alone(crawled):
