@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from indexer import fetch  # noqa: E402
 from tests.fakehub import FakeHub  # noqa: E402
 from tests.fixtures.catalog import build_catalog, model_id  # noqa: E402
-from indexer import fetch  # noqa: E402
 
 
 def mutate(catalog, fraction, seed):

@@ -67,9 +67,9 @@ def build_urls(db_name, metadata):
 def measure_site(db_path, reps=20):
     """{"urls": [...], "facets_timed_out": [...], "csv": {...}} for the catalog at db_path."""
     db_path = Path(db_path)
-    db_name = db_path.stem
+    db_name = site.CATALOG_NAME
     ds = site.build_datasette(db_path)
-    metadata = site.load_metadata(db_name)
+    metadata = site.load_metadata()
     loop = asyncio.new_event_loop()
 
     def get(url):

@@ -10,6 +10,7 @@ import click
 from indexer import __version__
 from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="indexer")
 def cli():

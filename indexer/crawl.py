@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from indexer import fetch, parse, store, track
+from indexer import fetch, parse, stage, store, track
 from indexer.slices import Slicing
 
 SCOPES = ("api", "full")
@@ -146,28 +146,22 @@ class Crawl(Slicing):
                 skipped.append((str(skip), _skip_key(item)))
         new = 0
         if skipped:
-            conn = self.db.conn
             for reason, key in skipped:
-                before = conn.total_changes
-                conn.execute("insert or ignore into stage.skipped values (?)", [key])
-                if conn.total_changes > before:
+                if stage.stage_key(self.db, "skipped", key):
                     self.warnings[f"skipped_{reason}"] += 1
                     self.collected += 1
-                before = conn.total_changes
-                conn.execute("insert or ignore into stage.slice values (?)", [key])
-                new += conn.total_changes - before
+                new += stage.stage_key(self.db, "slice", key)
         self._count_missing_fields(items)
         lacking = sum(1 for r in rows if not r["api_model_id"]) if api else 0
         if lacking:
             # Every API-Inference item should carry its callable ID (§2.5 step 4).
             self.warnings["api_items_without_backend_model_id"] += lacking
-        new_to_crawl, new_to_slice = store.stage_rows(self.db, rows, api=api)
+        new_to_crawl, new_to_slice = stage.stage_rows(self.db, rows, api=api)
         self.collected += new_to_crawl
         return new + new_to_slice
 
     def _count_missing_fields(self, items):
         """Count, once per item, each watched field it lacks (Stars may come as Likes) or had to drop."""
-        conn = self.db.conn
         for item in items:
             if not isinstance(item, dict):
                 continue
@@ -175,10 +169,7 @@ class Crawl(Slicing):
                         if item.get(name) is None and not (name == "Stars" and item.get("Likes") is not None)]
             # Counts parse dropped (negative, beyond 64 bits) are counted the same way (issue 14).
             for counter in counters + parse.count_warnings(item):
-                before = conn.total_changes
-                conn.execute("insert or ignore into stage.lacking values (?)",
-                             [f"{counter}:{_skip_key(item)}"])
-                if conn.total_changes > before:
+                if stage.stage_key(self.db, "lacking", f"{counter}:{_skip_key(item)}"):
                     self.warnings[counter] += 1
 
     def fetch_total(self):
@@ -202,7 +193,7 @@ class Crawl(Slicing):
         covered, api_total, _ = self.read_slice(api=True)
         self.api_total = api_total
         if not covered:
-            self.shortfalls.append(f"API-Inference set: {store.stage_count(self.db, 'api'):,} "
+            self.shortfalls.append(f"API-Inference set: {stage.stage_count(self.db, 'api'):,} "
                                    f"of {api_total:,}")
 
     def collect_listed(self):
@@ -211,7 +202,7 @@ class Crawl(Slicing):
         except (fetch.HubError, ValueError) as error:
             self.shortfalls.append(f"inference /models list unavailable: {error}")
             return
-        store.stage_listed(self.db, ids)
+        stage.stage_listed(self.db, ids)
 
     def _decide(self):
         """complete or incomplete, with the reason; drift and shortfalls make a run incomplete."""
@@ -233,12 +224,12 @@ class Crawl(Slicing):
         previous = store.last_complete_run(self.db, self.scope, before_id=self.run_id)
         if not previous:
             return None
-        checks = [("API-Inference set", previous["api_models"], store.stage_count(self.db, "api")),
+        checks = [("API-Inference set", previous["api_models"], stage.stage_count(self.db, "api")),
                   # An empty but valid /models answer must not unlist every model.
                   ("inference service's /models list", previous["listed_models"],
-                   store.stage_count(self.db, "listed"))]
+                   stage.stage_count(self.db, "listed"))]
         if self.scope == "full":
-            checks.insert(0, ("model count", previous["models_seen"], store.stage_count(self.db)))
+            checks.insert(0, ("model count", previous["models_seen"], stage.stage_count(self.db)))
         for label, before, now in checks:
             if before and now < before * (1 - DROP_LIMIT):
                 streak = 0
@@ -263,9 +254,7 @@ class Crawl(Slicing):
         self.shortfalls = []
         store.fail_stale_runs(self.db)
         self.run_id = store.start_run(self.db, self.scope, started)
-        store.attach_stage(self.db)
-        self.db.conn.execute("create table stage.skipped (key text primary key) without rowid")
-        self.db.conn.execute("create table stage.lacking (key text primary key) without rowid")
+        stage.attach_stage(self.db)
         status, error, interrupted = "failed", None, None
         try:
             self.collect_api()
@@ -292,9 +281,9 @@ class Crawl(Slicing):
         result.pages = self.pages
         result.expected_total = self.total_all if self.scope == "full" else self.api_total
         try:
-            result.models_seen = store.stage_count(self.db)
-            result.api_models = store.stage_count(self.db, "api")
-            result.listed_models = store.stage_count(self.db, "listed")
+            result.models_seen = stage.stage_count(self.db)
+            result.api_models = stage.stage_count(self.db, "api")
+            result.listed_models = stage.stage_count(self.db, "listed")
             finished = self.now()
             # The merge rewrites indexes far larger than SQLite's 2 MB default
             # cache; 64 MB cut its CPU by a fifth at 1,000,000 models (bench/findings.md).
@@ -329,7 +318,7 @@ class Crawl(Slicing):
             except sqlite3.Error:
                 pass
         finally:
-            store.detach_stage(self.db)
+            stage.detach_stage(self.db)
             if self.prefetch is not None:
                 self.prefetch.shutdown(wait=False)
         result.seconds = self.clock() - t0

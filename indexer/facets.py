@@ -5,26 +5,32 @@ which sorts every column of every row: on 254,000 models it ran past the facet
 time limit (issue 6). Our arrays are deduplicated when parsed, so a plain join
 counts the same. The unfiltered `models` page, which everyone opens first, reads
 counts the crawl precomputed into `facet_counts`.
+
+It is a facet type of its own, `catalog_array`, named in metadata.yml: Datasette's
+`array` facet stays as it is for every other database and Datasette in the process
+(ours would count a repeated value once per row's array entry, not once per row).
 """
 
 from __future__ import annotations
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.facets import ArrayFacet, ColumnFacet, DateFacet
-from datasette.plugins import pm
+from datasette.facets import ArrayFacet
 from datasette.utils import escape_sqlite, path_with_added_args, path_with_removed_args
 
 PLUGIN_NAME = "indexer-facets"
 # Query-string keys that only shape the page; any other key narrows the rows.
 SHAPING_ARGS = {"_sort", "_sort_desc", "_size", "_next", "_facet", "_facet_array", "_facet_date",
+                "_facet_catalog_array",
                 "_labels", "_nolabels", "_shape", "_col", "_nocol", "_json", "_nl", "_stream",
                 "_trace", "_timelimit", "_ttl", "_dl", "_header", "_nofacet", "_nocount",
                 "_extra"}
 
 
 class CatalogArrayFacet(ArrayFacet):
-    """The `array` facet type, counted with a join instead of a wide DISTINCT."""
+    """The `catalog_array` facet type: `array`, counted with a join instead of a wide DISTINCT."""
+
+    type = "catalog_array"
 
     def _unfiltered(self):
         return all(key in SHAPING_ARGS for key in self.request.args.keys())
@@ -71,7 +77,7 @@ class CatalogArrayFacet(ArrayFacet):
                 "name": column, "type": self.type, "results": values,
                 "hideable": source_and_config["source"] != "metadata",
                 "toggle_url": self.ds.urls.path(
-                    path_with_removed_args(self.request, {"_facet_array": column})),
+                    path_with_removed_args(self.request, {f"_facet_{self.type}": column})),
                 "truncated": len(rows) > facet_size,
             })
         return results, timed_out
@@ -82,11 +88,8 @@ class FacetPlugin:
 
     @hookimpl
     def register_facet_classes(self):
-        return [ColumnFacet, DateFacet, CatalogArrayFacet]
+        return [CatalogArrayFacet]
 
 
-def register():
-    """Swap Datasette's built-in facet classes for ours, once per process."""
-    if pm.get_plugin(PLUGIN_NAME) is None:
-        pm.set_blocked("datasette.facets")
-        pm.register(FacetPlugin(), name=PLUGIN_NAME)
+# Registered by the `datasette` entry point in pyproject.toml, or by site.register_plugin.
+plugin = FacetPlugin()

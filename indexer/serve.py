@@ -10,11 +10,14 @@ import signal
 import socket
 import sqlite3
 import threading
+from pathlib import Path
 
 import uvicorn
 
 from indexer import schedule, site, store
 
+# The embedded sample, shipped in the wheel (a link to the checkout's catalog.db).
+SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "catalog.db"
 log = logging.getLogger("indexer.serve")
 
 

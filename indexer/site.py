@@ -9,10 +9,9 @@ from pathlib import Path
 import markupsafe
 import yaml
 from datasette import hookimpl
-from datasette.app import Datasette
 from datasette.database import QueryInterrupted
-from datasette.plugins import pm
 from datasette.utils.asgi import Response
+from jinja2 import ChoiceLoader, FileSystemLoader
 
 from indexer import facets
 from indexer.modelid import visible, xml_safe
@@ -24,6 +23,7 @@ TEMPLATE_DIR = PACKAGE_DIR / "templates"
 # this plugin entry, so other Datasette instances in the same process (tests,
 # other tools) are left alone even though pluggy's registry is global.
 PLUGIN_NAME = "indexer-site"
+CATALOG_NAME = "catalog"
 SETTINGS = {
     "sql_time_limit_ms": 2000,
     "facet_time_limit_ms": 1000,
@@ -56,42 +56,38 @@ left join (select status, finished_at, error from crawl_runs
 """
 
 
-def load_metadata(db_name="catalog"):
-    """metadata.yml, with its `catalog` database entry renamed for a catalog of another name."""
+def load_metadata():
+    """metadata.yml: the package's copy when the repository's is absent (an installed wheel)."""
     for path in METADATA_PATHS:
         if path.exists():
-            metadata = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            break
-    else:
-        metadata = {}
-    databases = metadata.get("databases") or {}
-    if db_name != "catalog" and "catalog" in databases:
-        databases[db_name] = databases.pop("catalog")
-    plugins = metadata.get("plugins") or {}
-    if PLUGIN_NAME in plugins:
-        plugins[PLUGIN_NAME] = {**(plugins[PLUGIN_NAME] or {}), "catalog": db_name}
-    for dashboard in (plugins.get("datasette-dashboards") or {}).values():
-        for part in (*(dashboard.get("charts") or {}).values(),
-                     *(dashboard.get("filters") or {}).values()):
-            if part.get("db") == "catalog":
-                part["db"] = db_name
-    return metadata
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {}
 
 
 def build_datasette(db_path, immutable=False, settings=None):
     """A Datasette app serving the catalog at `db_path` read-only, with our metadata."""
+    # Imported here: Datasette loads this module through its entry point while
+    # datasette.app is still being imported.
+    from datasette.app import Datasette
+    from datasette.database import Database
+
     register_plugin()
     db_path = Path(db_path)
-    files, immutables = ([], [str(db_path)]) if immutable else ([str(db_path)], [])
     settings = {**SETTINGS, **(settings or {})}
-    metadata = load_metadata(db_path.stem)
+    metadata = load_metadata()
     max_rows = settings["max_returned_rows"]
     # A page larger than the row cap is a 400 for tables, and for views it also
     # ends CSV streaming after the first page.
     settings["default_page_size"] = min(settings.get("default_page_size", 100), max_rows)
     fit_page_sizes(metadata, max_rows)
-    return Datasette(files, immutables=immutables, metadata=metadata, settings=settings,
-                     template_dir=str(TEMPLATE_DIR))
+    datasette = Datasette([], metadata=metadata, settings=settings)
+    # Whatever the file is called, it is served as `catalog`: metadata.yml and the
+    # site's pages link to /catalog/... (an `other.db` once served 404 links).
+    datasette.add_database(Database(datasette, path=str(db_path), is_mutable=not immutable),
+                           name=CATALOG_NAME)
+    # Datasette given no files adds an in-memory database; the site has only the catalog.
+    datasette.remove_database("_memory")
+    return datasette
 
 
 def fit_page_sizes(metadata, max_rows):
@@ -104,17 +100,19 @@ def fit_page_sizes(metadata, max_rows):
 
 def register_plugin():
     """Register the site's hooks with Datasette once per process."""
+    # Imported here: importing datasette.plugins loads our entry points, which
+    # import this module. Installed, those entry points registered both already.
+    from datasette.plugins import pm
+
     if pm.get_plugin(PLUGIN_NAME) is None:
-        pm.register(SitePlugin(), name=PLUGIN_NAME)
-    facets.register()
+        pm.register(plugin, name=PLUGIN_NAME)
+    if pm.get_plugin(facets.PLUGIN_NAME) is None:
+        pm.register(facets.plugin, name=facets.PLUGIN_NAME)
 
 
 def _catalog_name(datasette):
     """The served catalog's database name, or None for a Datasette that is not ours."""
-    config = datasette.plugin_config(PLUGIN_NAME)
-    if not config:
-        return None
-    return config.get("catalog") or "catalog"
+    return CATALOG_NAME if datasette.plugin_config(PLUGIN_NAME) else None
 
 
 async def read_banner(datasette, db_name):
@@ -172,9 +170,17 @@ class SitePlugin:
     """Datasette hooks for the catalog site: freshness banner, model links, read-only guard."""
 
     # Datasette lists plugins by __name__ and looks for a package of that name
-    # holding templates/ and static/; this name is no package, so the catalog's
-    # templates reach only the Datasette given template_dir=TEMPLATE_DIR.
+    # holding templates/ and static/ for every Datasette in the process; this name
+    # is no package, so our templates reach only the catalog site (below).
     __name__ = PLUGIN_NAME
+
+    @hookimpl
+    def prepare_jinja2_environment(self, env, datasette):
+        # The catalog's base.html, after any --template-dir, whether the site was
+        # built by build_datasette or started as plain `datasette -m metadata.yml`.
+        if _catalog_name(datasette) is not None:
+            paths = [p for p in (datasette.template_dir, str(TEMPLATE_DIR)) if p]
+            env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
 
     @hookimpl
     def extra_template_vars(self, datasette):
@@ -227,3 +233,7 @@ class SitePlugin:
             return read_only
 
         return wrap
+
+
+# Registered by the `datasette` entry point in pyproject.toml, or by register_plugin.
+plugin = SitePlugin()

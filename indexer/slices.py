@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from indexer import fetch, parse, store
+from indexer import fetch, parse, stage
 
 log = logging.getLogger("indexer.crawl")
 
@@ -24,7 +24,7 @@ class Slicing:
     def read_slice(self, tasks=None, orgs=None, api=False, sort=None, fresh=True):
         """Page one query to its end or the hub's depth limit; returns (covered, total, facets)."""
         if fresh:
-            store.reset_slice(self.db)
+            stage.reset_slice(self.db)
         sort = sort or self.sort
         total, facets, page = None, {}, 1
         self.slice_hit_depth = False
@@ -75,7 +75,7 @@ class Slicing:
                     ahead.result()
                 except BaseException:
                     pass
-        seen = store.stage_count(self.db, "slice")
+        seen = stage.stage_count(self.db, "slice")
         return seen >= (total or 0), total or 0, facets
 
     def _more_after(self, offset, items, total):
@@ -129,7 +129,7 @@ class Slicing:
         self._collect_tasks(facets, done)
         # Models with no task never appear under a task filter (§2.4): reach the
         # rest through organisation slices, most models first.
-        for org in store.stage_distinct(self.db, "owner"):
+        for org in stage.stage_distinct(self.db, "owner"):
             if self._have_all():
                 return
             self._collect_org(org)
@@ -156,35 +156,28 @@ class Slicing:
             return
         orgs = [value for value, _ in parse.parse_facet_values(facets, "organizations")]
         if not orgs:
-            orgs = [row[0] for row in self.db.conn.execute(
-                "select owner from stage.items s where exists (select 1 from json_each(s.tasks) "
-                "where value = ?) group by owner order by count(*) desc", [task])]
+            orgs = stage.stage_task_owners(self.db, task)
         for org in orgs:
-            known = self._staged_matching(task, org)
+            known = stage.stage_matching(self.db, task, org)
             covered, org_total, _ = self.read_covered_if_needed([task], [org], known)
             if not covered:
                 self.read_deep(tasks=[task], orgs=[org])
 
     def _collect_org(self, org):
-        known = store.stage_owner_count(self.db, org)
+        known = stage.stage_owner_count(self.db, org)
         covered, _, _ = self.read_covered_if_needed(None, [org], known)
         if not covered:
             self.read_deep(orgs=[org])
 
     def read_covered_if_needed(self, tasks, orgs, known):
         """One page tells the slice's total; page on only when we lack some of it."""
-        store.reset_slice(self.db)
+        stage.reset_slice(self.db)
         body = fetch.models_body(page=1, page_size=PAGE_SIZE, sort=self.sort, tasks=tasks, orgs=orgs)
         items, total, facets = self._fetch_page(body)
         self._stage_page(items)
         if known >= total or len(items) >= total:
             return True, total, facets
         return self.read_covered(tasks=tasks, orgs=orgs)
-
-    def _staged_matching(self, task, org):
-        return self.db.conn.execute(
-            "select count(*) from stage.items s where owner = ? and exists "
-            "(select 1 from json_each(s.tasks) where value = ?)", [org, task]).fetchone()[0]
 
     def _have_all(self):
         return self._collected() >= (self.total_all or 0)
@@ -204,7 +197,7 @@ class Slicing:
                     self.warnings["task_list_unavailable"] += 1
                     log.info("no task list (%s); using the tasks seen so far", error)
             names = list(self.task_list)
-        seen = store.stage_tasks(self.db)
+        seen = stage.stage_tasks(self.db)
         return names + [t for t in seen if t not in names]
 
     # The run -------------------------------------------------------------

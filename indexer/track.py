@@ -8,12 +8,12 @@ the catalog in memory.
 
 from __future__ import annotations
 
-from indexer import store
+from indexer import stage, store
 
 EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
           "unlisted", "changed")
 TRACKED_FIELDS = ("license", "tasks", "chinese_name")
-STAGE_META = store.STAGE_COLUMNS[1:]
+STAGE_META = stage.STAGE_COLUMNS[1:]
 
 
 def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from indexer import crawl
 from tests.fakehub import FakeHub
-from tests.fixtures.catalog import (ANCHOR_ID, LISTED_NOT_API_ID, build_catalog, make_item,
-                                    model_id)
+from tests.fixtures.catalog import ANCHOR_ID, LISTED_NOT_API_ID, build_catalog, make_item, model_id
 from tests.helpers import make_fetcher
 
 ROOT = Path(__file__).resolve().parent.parent

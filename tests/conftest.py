@@ -6,7 +6,9 @@
 #               every hub it made is stopped at teardown
 # ---------------------------------------------------------------------------
 import pytest
+import sqlite_utils
 
+from indexer import schema
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import build_catalog
 
@@ -39,3 +41,12 @@ def make_hub():
 # ---------------------------------------------------------------------------
 # (other fixtures below)
 # ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db():
+    """An empty in-memory catalog, shaped by the current schema."""
+    database = sqlite_utils.Database(memory=True)
+    schema.ensure_db_shape(database)
+    yield database
+    database.conn.close()

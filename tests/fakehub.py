@@ -37,9 +37,10 @@ import time
 import traceback
 import uuid
 from collections import Counter, OrderedDict, defaultdict
-from itertools import chain
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from itertools import chain
+from typing import Any
 
 from tests.fixtures.catalog import Catalog, model_id
 
@@ -256,7 +257,7 @@ class FakeHub:
         self.honoured_sorts = frozenset(self.honoured_sorts)
         self.requests: list[dict] = []
         self.errors: list[str] = []  # tracebacks of unexpected server-side errors
-        self.before_dolphin: Callable[["FakeHub", dict], None] | None = None
+        self.before_dolphin: Callable[[FakeHub, dict], None] | None = None
         self._faults: list[dict] = []
         self._log_lock = threading.Lock()
         self._fault_lock = threading.Lock()
@@ -281,7 +282,7 @@ class FakeHub:
     def dolphin_url(self) -> str:
         return self.hub_url + DOLPHIN_PATH
 
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         if self._server is not None:
             return self
         self._stop.clear()
@@ -312,7 +313,7 @@ class FakeHub:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from indexer import crawl, fetch, parse, store
+from indexer import crawl, fetch, parse, schema, store
 
 
 class Sleeps(list):
@@ -38,7 +38,7 @@ def models(db_path):
     """Every models row keyed by ID, with JSON columns decoded."""
     out = {}
     for row in rows(db_path, "select * from models order by model_id"):
-        for column in store.JSON_COLUMNS:
+        for column in schema.JSON_COLUMNS:
             if row[column] is not None:
                 row[column] = json.loads(row[column])
         out[row["model_id"]] = row

@@ -29,7 +29,7 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_row(tmp_path):
         if line.startswith("| ") and len(cells) == 4 and not cells[0].startswith("**"):
             table[cells[0]] = cells[1:]
     expected = [label for label, *_ in report.crawl_rows() + report.cli_rows()]
-    canned, queries = sitebench.canned_queries(site.load_metadata("catalog"), "catalog")
+    canned, queries = sitebench.canned_queries(site.load_metadata(), "catalog")
     expected += [f"Datasette canned query `{name}`: median / p95 (ms)" for name in canned]
     expected += [f"Datasette Atom feed `{name}.atom`: median / p95 (ms)"
                  for name in sitebench.atom_feeds(queries, "catalog")]

@@ -7,8 +7,16 @@ import pytest
 
 from indexer import crawl, store
 from tests.fixtures.catalog import build_catalog
-from tests.helpers import (Sleeps, expected_row, make_fetcher, models, rows, run_crawl,
-                           valid_items, without_times)
+from tests.helpers import (
+    Sleeps,
+    expected_row,
+    make_fetcher,
+    models,
+    rows,
+    run_crawl,
+    valid_items,
+    without_times,
+)
 
 
 def expected_models(catalog, scope):

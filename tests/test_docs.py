@@ -32,5 +32,5 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
     commands = re.findall(r"```bash\n(.*?)\n```", quick, flags=re.S)
     assert len(commands) == 2
     assert "indexer serve" in commands[0]
-    assert "pytest" in commands[1]
+    assert "make check" in commands[1]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()

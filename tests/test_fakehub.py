@@ -14,8 +14,16 @@ import requests
 
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import (
-    ANCHOR_ID, API_IMAGE_ID, LISTED_MISSING_ID, LISTED_NOT_API_ID, STRING_BACKEND_ID,
-    UNLISTED_API_CHAT_ID, build_catalog, iter_items, make_item, model_id,
+    ANCHOR_ID,
+    API_IMAGE_ID,
+    LISTED_MISSING_ID,
+    LISTED_NOT_API_ID,
+    STRING_BACKEND_ID,
+    UNLISTED_API_CHAT_ID,
+    build_catalog,
+    iter_items,
+    make_item,
+    model_id,
 )
 
 VERBATIM = Path(__file__).parent / "fixtures" / "verbatim"

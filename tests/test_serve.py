@@ -159,7 +159,7 @@ def test_snapshot_while_a_crawl_is_writing(tmp_path, make_hub):
         "snap.db"]
     # A read-only replica serves it immutable.
     ds = site.build_datasette(snap, immutable=True)
-    response = asyncio.run(ds.client.get("/snap/models.json?_size=1"))
+    response = asyncio.run(ds.client.get("/catalog/models.json?_size=1"))
     assert response.status_code == 200
     assert response.json()["filtered_table_rows_count"] == len(before)
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shutil
 import sqlite3
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -13,10 +12,15 @@ import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
-from indexer import site, store
+from indexer import schema, site, store
 from tests.fakehub import FakeHub
-from tests.fixtures.catalog import (API_IMAGE_ID, LISTED_MISSING_ID, LISTED_NOT_API_ID,
-                                    UNLISTED_API_CHAT_ID, build_catalog)
+from tests.fixtures.catalog import (
+    API_IMAGE_ID,
+    LISTED_MISSING_ID,
+    LISTED_NOT_API_ID,
+    UNLISTED_API_CHAT_ID,
+    build_catalog,
+)
 from tests.helpers import rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
@@ -192,7 +196,7 @@ def test_models_table_facets_and_sort(ds, models):
 @pytest.mark.parametrize("fragment", ["wen2.5-7", "QWEN3-2", "Kimi-K2", "通义千问", "深度求索", "恶意模"])
 def test_search_finds_models_by_id_fragments_and_chinese_names(ds, models, fragment):
     got = get_json(ds, f"/catalog/models.json?{q(_search=fragment)}&_shape=array&_size=max")
-    text = lambda m: " ".join(m[c] or "" for c in store.FTS_COLUMNS).lower()
+    text = lambda m: " ".join(m[c] or "" for c in schema.FTS_COLUMNS).lower()
     assert_by_downloads(got, [m for m in models if fragment.lower() in text(m)])
 
 
@@ -660,12 +664,14 @@ def test_a_catalog_of_another_name(crawled, tmp_path):
     source.close()
     target.close()
     ds = site.build_datasette(path)
-    assert banner(ds, "/models-2026/models") == [f"Catalog last refreshed {LAST_CRAWL_AT} (full)"]
-    assert get_json(ds, "/models-2026/fallback_ids.json?n=2&_shape=arrayfirst") == \
+    # Served as `catalog` whatever the file is called (issue 10: the links are /catalog/...).
+    assert banner(ds, "/catalog/models") == [f"Catalog last refreshed {LAST_CRAWL_AT} (full)"]
+    assert get(ds, "/models-2026/models").status_code == 404
+    assert get_json(ds, "/catalog/fallback_ids.json?n=2&_shape=arrayfirst") == \
         get_json(site.build_datasette(crawled), "/catalog/fallback_ids.json?n=2&_shape=arrayfirst")
     assert get(ds, "/-/dashboards/catalog").status_code == 200
     charts = get_json(ds, "/-/metadata.json")["plugins"]["datasette-dashboards"]["catalog"]["charts"]
-    assert {c["db"] for c in charts.values()} == {"models-2026"}
+    assert {c["db"] for c in charts.values()} == {"catalog"}
 
 
 def test_the_site_plugin_leaves_other_datasettes_alone(crawled):

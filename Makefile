@@ -1,0 +1,18 @@
+# `make check`: everything CI runs (lint, types, generated README, tests).
+PY ?= .venv/bin/python
+
+.PHONY: check lint types docs test
+
+check: lint types docs test
+
+lint:
+	$(PY) -m ruff check .
+
+types:
+	$(PY) -m mypy
+
+docs:
+	$(PY) -m cogapp --check README.md
+
+test:
+	$(PY) -m pytest -q

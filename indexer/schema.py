@@ -1,0 +1,260 @@
+"""SQLite schema only: the catalog's tables, indexes, FTS, triggers and views, and the migrations
+that bring an older catalog to them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+MODELS_COLUMNS = {
+    "model_id": str, "owner": str, "name": str, "chinese_name": str, "description": str,
+    "tasks": str, "tags": str, "libraries": str, "license": str, "downloads": int,
+    "likes": int, "created_at": str, "updated_at": str, "api_inference": int,
+    "api_model_id": str, "in_inference_list": int, "support_inference": str, "url": str,
+    "first_seen_at": str, "last_seen_at": str, "removed_at": str,
+}
+JSON_COLUMNS = ("tasks", "tags", "libraries")
+FTS_COLUMNS = ("model_id", "name", "chinese_name", "description", "tags")
+FACET_ARRAYS = ("tasks", "libraries")
+VIEWS = {
+    # Growth over a window, measured back from the last crawl's day (or the
+    # newest stats day) so a catalog that stopped crawling still shows its trend.
+    "trending": """
+        with ref as (select coalesce(
+            (select substr(max(finished_at), 1, 10) from crawl_runs
+              where status in ('complete', 'incomplete')),
+            (select max(day) from model_stats)) as today)
+        select m.model_id, m.owner, m.tasks, m.api_inference, m.downloads, m.likes,
+          m.downloads - (select s.downloads from model_stats s
+                         where s.model_id = m.model_id
+                           and s.day <= date((select today from ref), '-7 days')
+                         order by s.day desc limit 1) as downloads_7d,
+          m.downloads - (select s.downloads from model_stats s
+                         where s.model_id = m.model_id
+                           and s.day <= date((select today from ref), '-30 days')
+                         order by s.day desc limit 1) as downloads_30d,
+          m.url
+        from models m
+        where m.removed_at is null
+    """,
+    "api_history": """
+        select t.model_id,
+          substr(t.api_first_at, 1, 10) as first_api_day,
+          t.api as api_inference,
+          (select max(e.at) from model_events e
+            where e.model_id = t.model_id and e.event in ('api_enabled', 'api_disabled')) as last_change_at,
+          (select count(*) from model_events e
+            where e.model_id = t.model_id and e.event in ('api_enabled', 'api_disabled')) as flips
+        from model_tracking t
+        where t.api_first_at is not null
+    """,
+    "api_models": """
+        select coalesce(api_model_id, model_id) as model_id, owner, tasks, downloads, likes,
+          in_inference_list, url
+        from models
+        where api_inference = 1
+    """,
+}
+
+
+# Partial: only the few hundred flagged models are ever looked up by flag.
+TRACKING_INDEX_SQL = ("create index if not exists model_tracking_{column} "
+                      "on model_tracking({column}) where {column} = 1")
+
+
+def _create_tables(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    db.table("models").create(MODELS_COLUMNS, pk="model_id", if_not_exists=True)
+    db.table("crawl_runs").create({
+        "id": int, "scope": str, "started_at": str, "finished_at": str, "status": str,
+        "requests": int, "pages": int, "models_seen": int, "expected_total": int,
+        "api_models": int, "listed_models": int, "events": int, "stats_rows": int,
+        "warnings": str, "error": str,
+    }, pk="id", if_not_exists=True)
+    conn.execute("""
+        create table if not exists model_events (
+          id integer primary key,
+          run_id integer,
+          model_id text not null,
+          event text not null,
+          at text not null,
+          detail text
+        )""")
+    conn.execute("""
+        create table if not exists model_stats (
+          model_id text not null,
+          day text not null,
+          downloads integer,
+          likes integer,
+          primary key (model_id, day)
+        ) without rowid""")
+    # What the event log knows of each model, kept apart from `models` so that
+    # an incomplete crawl can save what it saw without moving the event baseline.
+    conn.execute("""
+        create table if not exists model_tracking (
+          model_id text primary key,
+          present integer,
+          missing integer not null default 0,
+          api integer,
+          api_missing integer not null default 0,
+          api_first_at text,
+          listed integer,
+          listed_missing integer not null default 0,
+          license text,
+          tasks text,
+          chinese_name text
+        ) without rowid""")
+    for column in ("api", "listed"):
+        conn.execute(TRACKING_INDEX_SQL.format(column=column))
+    conn.execute("create table if not exists catalog_info (key text primary key, value text)")
+    _create_facet_counts(db)
+    for columns in (["api_inference", "downloads"], ["owner"], ["downloads"], ["likes"],
+                    ["updated_at"], ["license"], ["in_inference_list"]):
+        db.table("models").create_index(columns, if_not_exists=True)
+    db.table("model_events").create_index(["at"], if_not_exists=True)
+    db.table("model_events").create_index(["model_id", "at"], if_not_exists=True)
+    db.table("model_events").create_index(["event", "at"], if_not_exists=True)
+    db.table("crawl_runs").create_index(["scope", "status"], if_not_exists=True)
+    _create_fts(db)
+    for name, sql in VIEWS.items():
+        db.create_view(name, sql.strip(), replace=True)
+
+
+def _create_facet_counts(db: sqlite_utils.Database) -> None:
+    # Array-facet counts over the whole models table, kept exact by triggers, so
+    # the unfiltered models page need not unpack 254,000 JSON arrays (issue 6).
+    conn = db.conn
+    fresh = not db.table("facet_counts").exists()
+    conn.execute("""create table if not exists facet_counts (
+        facet text not null, value text not null, count integer not null,
+        primary key (facet, value)) without rowid""")
+
+    def values(row, column):
+        return f"json_each(case when json_valid({row}.{column}) then {row}.{column} end)"
+
+    def add(row):
+        return "".join(f"""
+            insert into facet_counts (facet, value, count)
+            select '{c}', value, 1 from {values(row, c)} where true
+            on conflict (facet, value) do update set count = count + 1;""" for c in FACET_ARRAYS)
+
+    def remove(row):
+        return "".join(f"""
+            update facet_counts set count = count - 1
+            where facet = '{c}' and value in (select value from {values(row, c)});"""
+                       for c in FACET_ARRAYS) + "\n            delete from facet_counts where count <= 0;"
+
+    changed = " or ".join(f"old.{c} is not new.{c}" for c in FACET_ARRAYS)
+    conn.execute(f"create trigger if not exists models_facets_ai after insert on models "
+                 f"begin {add('new')} end")
+    conn.execute(f"create trigger if not exists models_facets_ad after delete on models "
+                 f"begin {remove('old')} end")
+    conn.execute(f"create trigger if not exists models_facets_au after update on models "
+                 f"when {changed} begin {remove('old')} {add('new')} end")
+    if fresh:
+        for c in FACET_ARRAYS:
+            conn.execute(f"""insert into facet_counts (facet, value, count)
+                             select '{c}', j.value, count(*) from models, {values('models', c)} j
+                             group by j.value""")
+
+
+def _create_fts(db: sqlite_utils.Database) -> None:
+    # Trigram tokens let Datasette's search box match any 3+ character fragment of
+    # an ID or a Chinese name (docs/datasette.md §2). The update trigger only
+    # fires when an indexed column really changes, so a re-crawl that only moves
+    # `last_seen_at` leaves the index alone.
+    fresh = not db.table("models_fts").exists()
+    cols = ", ".join(FTS_COLUMNS)
+    new = ", ".join(f"new.{c}" for c in FTS_COLUMNS)
+    old = ", ".join(f"old.{c}" for c in FTS_COLUMNS)
+    changed = " or ".join(f"old.{c} is not new.{c}" for c in FTS_COLUMNS)
+    conn = db.conn
+    # Datasette 0.65 recognises the content table only when it is double-quoted.
+    conn.execute(f"""create virtual table if not exists models_fts using fts5({cols},
+                     content="models", content_rowid="rowid", tokenize="trigram",
+                     columnsize=0)""")
+    conn.execute(f"""create trigger if not exists models_ai after insert on models begin
+        insert into models_fts(rowid, {cols}) values (new.rowid, {new}); end""")
+    conn.execute(f"""create trigger if not exists models_ad after delete on models begin
+        insert into models_fts(models_fts, rowid, {cols}) values ('delete', old.rowid, {old}); end""")
+    conn.execute(f"""create trigger if not exists models_au after update on models when {changed} begin
+        insert into models_fts(models_fts, rowid, {cols}) values ('delete', old.rowid, {old});
+        insert into models_fts(rowid, {cols}) values (new.rowid, {new}); end""")
+    if fresh:
+        conn.execute("insert into models_fts(models_fts) values ('rebuild')")
+
+
+def _baseline(db: sqlite_utils.Database) -> None:
+    """Version 2, the schema of the first releases: an empty file or a version 1 catalog gains
+    every object it lacks (version 1 lacked `facet_counts`)."""
+    _create_tables(db)
+
+
+def _repair_pre_07c010f(db: sqlite_utils.Database) -> None:
+    """Version 3: mend what `create ... if not exists` never changed in catalogs created before
+    commit 07c010f: full indexes on the tracked flags, a stats-day index, FTS column sizes."""
+    conn = db.conn
+    conn.execute("drop index if exists idx_model_stats_day")
+    for column in ("api", "listed"):
+        name = f"model_tracking_{column}"
+        row = conn.execute("select sql from sqlite_master where type = 'index' and name = ?",
+                           [name]).fetchone()
+        if row is None or f"where {column} = 1" not in row[0]:
+            conn.execute(f"drop index if exists {name}")
+            conn.execute(TRACKING_INDEX_SQL.format(column=column))
+    row = conn.execute("select sql from sqlite_master where name = 'models_fts'").fetchone()
+    if row is None or "columnsize=0" not in row[0]:
+        # The triggers name models_fts by name, so they outlive the drop unchanged.
+        conn.execute("drop table if exists models_fts")
+        _create_fts(db)
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+# (version reached, step), in order. A change to the schema appends one step here
+# (and changes the DDL above, so a fresh catalog is born at the newest version);
+# tests/test_store.py checks an upgraded catalog equals a fresh one.
+MIGRATIONS: tuple[tuple[int, Migration], ...] = (
+    (2, _baseline),
+    (3, _repair_pre_07c010f),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be opened or written; the message is one line."""
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.conn.execute("pragma user_version").fetchone()[0]
+
+
+def check_version(db: sqlite_utils.Database, path: str) -> int:
+    """The catalog's schema version; CatalogError when a newer indexer wrote it."""
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise CatalogError(f"{path} has schema version {version}, newer than this indexer knows "
+                           f"({SCHEMA_VERSION}): upgrade indexer to open it")
+    return version
+
+
+def ensure_db_shape(db: sqlite_utils.Database, path: str = "the catalog") -> None:
+    """Bring the catalog to SCHEMA_VERSION, one migration per transaction; calling it twice
+    changes nothing."""
+    conn = db.conn
+    version = check_version(db, path)
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    for target, step in MIGRATIONS:
+        if target <= version:
+            continue
+        conn.execute("begin immediate")
+        try:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            if check_version(db, path) < target:
+                step(db)
+                conn.execute(f"pragma user_version = {int(target)}")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+        conn.execute("commit")

@@ -1,0 +1,91 @@
+"""The catalog site under any file name, its facet kept to itself, its plugin entry points, the wheel."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from datasette.app import Datasette
+from datasette.plugins import pm
+
+from indexer import facets, serve, site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def get(ds, url):
+    return asyncio.run(ds.client.get(url))
+
+
+def test_a_catalog_of_another_file_name_serves_working_links(tmp_path):
+    other = tmp_path / "other.db"
+    shutil.copy(ROOT / "catalog.db", other)
+    ds = site.build_datasette(other, immutable=True)
+    assert list(ds.databases) == ["_internal", "catalog"]
+    home = get(ds, "/")
+    assert home.status_code == 200
+    links = sorted(set(re.findall(r'href="(/catalog[^"#]*)"', home.text)))
+    assert "/catalog" in links and "/catalog/models" in links
+    assert {link: get(ds, link.replace("&amp;", "&")).status_code for link in links} == {
+        link: 200 for link in links}
+    assert "sample" in get(ds, "/catalog/models").text.lower()  # the banner
+
+
+def test_a_plain_datasette_in_the_same_process_counts_array_facets_as_stock(tmp_path):
+    site.build_datasette(ROOT / "catalog.db")  # our plugins are registered from here on
+    path = tmp_path / "plain.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table t (id integer primary key, tags text)")
+    conn.execute("""insert into t (tags) values ('["a","a","b"]')""")
+    conn.commit()
+    conn.close()
+    plain = Datasette([str(path)])
+    data = get(plain, "/plain/t.json?_facet_array=tags").json()
+    results = data["facet_results"]["tags"]
+    assert [(r["value"], r["count"]) for r in results["results"]] == [("a", 1), ("b", 1)]
+    assert results["type"] == "array"
+    # ...and neither our banner nor the read-only guard touch it.
+    assert "catalog-banner" not in get(plain, "/plain/t").text
+    assert pm.get_plugin("datasette.facets") is not None and not pm.is_blocked("datasette.facets")
+
+
+def test_the_catalog_facets_use_our_facet_type():
+    ds = site.build_datasette(ROOT / "catalog.db", immutable=True)
+    results = get(ds, "/catalog/models.json").json()["facet_results"]
+    assert {results[c]["type"] for c in ("tasks", "libraries")} == {facets.CatalogArrayFacet.type}
+
+
+def test_the_site_plugins_are_datasette_entry_points_registered_once():
+    points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="datasette")
+              if ep.value.startswith("indexer.")}
+    assert points == {site.PLUGIN_NAME: "indexer.site:plugin",
+                      facets.PLUGIN_NAME: "indexer.facets:plugin"}
+    site.register_plugin()
+    site.register_plugin()
+    ours = [p for p in pm.get_plugins() if p in (site.plugin, facets.plugin)]
+    assert sorted(pm.get_name(p) for p in ours) == [facets.PLUGIN_NAME, site.PLUGIN_NAME]
+
+
+def test_plain_datasette_loads_the_plugins_from_the_entry_points():
+    code = ("from datasette.plugins import pm; "
+            "print(sorted(n for n, _ in pm.list_name_plugin() if n.startswith('indexer')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(sorted([facets.PLUGIN_NAME, site.PLUGIN_NAME]))
+
+
+def test_the_wheel_ships_the_sample_catalog(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                    str(ROOT), "-w", str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("indexer-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert {"indexer/data/catalog.db", "indexer/metadata.yml", "indexer/templates/base.html"} <= names
+        assert archive.read("indexer/data/catalog.db") == (ROOT / "catalog.db").read_bytes()
+    assert serve.SAMPLE_PATH.resolve() == (ROOT / "catalog.db").resolve()
