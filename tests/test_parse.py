@@ -42,7 +42,14 @@ ROW = {
 
 
 def test_reconstructed_item_parses_to_the_whole_row():
-    assert parse.parse_model(ITEM) == ROW
+    assert parse.parse_model(ITEM, api=True) == ROW
+
+
+def test_a_callable_id_outside_the_api_inference_set_is_no_callable_id():
+    # Issue 15: the real hub fills BackendSupport.model_id on LoRAs nobody can call.
+    assert parse.parse_model(ITEM) == dict(ROW, api_model_id=None)
+    flagged = dict(ITEM, SupportApiInference=True)
+    assert parse.parse_model(flagged) == ROW
 
 
 def test_quirky_item_parses_to_the_whole_row():
@@ -53,7 +60,7 @@ def test_quirky_item_parses_to_the_whole_row():
             "Downloads": "42", "Likes": 7.0, "Tasks": [], "License": "",
             "BackendSupport": "{\"model_id\": \"Tongyi-MAI/Z-Image-Turbo\"}",
             "SupportInference": "txt2img"}
-    assert parse.parse_model(item) == {
+    assert parse.parse_model(item, api=True) == {
         "model_id": "Tongyi-MAI/Z-Image-Turbo", "owner": "Tongyi-MAI", "name": "Z-Image-Turbo",
         "chinese_name": None, "description": None, "tasks": [], "tags": [], "libraries": [],
         "license": None, "downloads": 42, "likes": 7,
@@ -87,7 +94,7 @@ def test_backend_support_in_every_shape(backend, expected):
     ("not an object", "not_an_object"),
 ])
 def test_malformed_items_are_skipped_and_counted(item, reason):
-    rows, skipped = parse.parse_models([item, ITEM])
+    rows, skipped = parse.parse_models([item, ITEM], api=True)
     assert rows == [ROW]
     assert dict(skipped) == {reason: 1}
 
