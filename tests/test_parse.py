@@ -1,6 +1,8 @@
 """Parsing is pure: JSON in, whole rows out (issue 2)."""
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +146,28 @@ def test_task_list():
     body = {"Data": {"Domains": [{"Tasks": [{"Name": "text-generation"}, {"Name": "ocr"}]},
                                  {"Tasks": [{"Name": "ocr"}, {"Name": "text-to-image-synthesis"}]}]}}
     assert parse.parse_task_list(body) == ["text-generation", "ocr", "text-to-image-synthesis"]
+
+
+# The real hub's answer (issue 15) --------------------------------------------
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+LORA = REAL / "dolphin-models_tags-lora_30items_captured-by-2025-11-14.json"
+
+
+def real_items():
+    return parse.parse_page(json.loads(LORA.read_text(encoding="utf-8"))["Data"])[0]
+
+
+def test_all_30_real_items_parse_to_their_whole_rows():
+    rows, skipped = parse.parse_models(real_items())
+    assert skipped == Counter()
+    assert rows == json.loads((REAL / "lora_30items_rows.json").read_text(encoding="utf-8"))
+
+
+def test_the_real_items_filled_backend_model_id_is_kept_only_inside_the_api_inference_set():
+    # Issue 15: 11 of the 30 LoRAs carry BackendSupport.model_id; none is callable.
+    items = real_items()
+    filled = [parse.parse_backend_model_id(item["BackendSupport"]) for item in items]
+    assert sum(1 for model_id in filled if model_id) == 11
+    assert [row["api_model_id"] for row in parse.parse_models(items)[0]] == [None] * 30
+    assert [row["api_model_id"] for row in parse.parse_models(items, api=True)[0]] == filled
