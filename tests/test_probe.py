@@ -23,7 +23,7 @@ ok       filed-agg       Data.FiledAgg carries libraries, license, tags (no task
 ok       api-filter      inference_type = 1 gives 36 of 300 models, each with BackendSupport.model_id
 ok       task-filter     tasks contains text-generation gives 139 of 300 models
 ok       org-filter      organizations contains AI-ModelScope gives 77 of 300 models
-ok       sorts           each orders largest first: DownloadsCount by Downloads, StarsCount by Stars, GmtModified by LastUpdatedTime, Default by CreatedTime
+ok       sorts           each orders largest first: DownloadsCount by Downloads, StarsCount by Stars, GmtModified by LastUpdatedTime; Default orders by CreatedTime
 ok       depth           paging reaches offset 200 (the last page of 300)
 ok       models-list     GET /models answers without a token: 27 IDs
 11 ok, 0 changed, 0 unknown (9 requests)
@@ -123,12 +123,12 @@ DRIFTS = [
          "(the parser copes)")]),
     ({"honoured_sorts": {"Default", "DownloadsCount"}}, [
         ("changed", "sorts", "not honoured: StarsCount (not by Stars), GmtModified (not by "
-         "LastUpdatedTime); honoured: DownloadsCount, Default (full crawls lose the deep windows "
-         "other orders reach)")]),
+         "LastUpdatedTime); honoured: DownloadsCount (full crawls lose the deep windows "
+         "other orders reach); Default orders by CreatedTime")]),
     ({"honoured_sorts": {"Default"}}, [
         ("changed", "sorts", "not honoured: DownloadsCount (not by Downloads), StarsCount (not by "
-         "Stars), GmtModified (not by LastUpdatedTime); honoured: Default (crawls page in an order "
-         "new uploads can shift)")]),
+         "Stars), GmtModified (not by LastUpdatedTime) (crawls page in an order "
+         "new uploads can shift); Default orders by CreatedTime")]),
 ]
 
 
