@@ -351,3 +351,36 @@ def test_hub_text_cannot_break_the_one_line_per_check_output(make_hub):
     assert "\x1b" not in result.output
     assert lines(result.output)[6] == (
         "ok", "task-filter", "tasks contains evil [31mtask gives 150 of 300 models")
+
+
+# The real hub's answer (issue 15) --------------------------------------------
+
+LORA = (__import__("pathlib").Path(__file__).parent / "fixtures" / "real"
+        / "dolphin-models_tags-lora_30items_captured-by-2025-11-14.json")
+
+
+def test_the_real_answer_gives_no_changed_line_in_fields_or_sorts():
+    from indexer import parse, probe_checks
+    items = parse.parse_page(json.loads(LORA.read_text(encoding="utf-8"))["Data"])[0]
+    assert probe_checks.check_fields(items) == probe.Check(
+        "fields", "ok", "items carry Path, Name, Downloads, Stars, Tasks (30 items looked at); "
+        "4 with Tasks: null, 1 with a placeholder task (no task)")
+    answer = probe.Answer(data={})
+    parsed = {"Default": (items, 30)}
+    answers = dict.fromkeys(["DownloadsCount", "StarsCount", "GmtModified", "Default"], answer)
+    check = probe_checks.check_sorts(answers, parsed, items)
+    assert check.status != "changed"
+    assert check.detail.endswith("; Default follows none of CreatedTime, LastUpdatedTime, "
+                                 "Downloads, Stars, Id")
+
+
+def test_probe_and_crawl_on_a_hub_serving_the_real_answer(tmp_path, make_hub):
+    from tests.fakehub import catalog_from_recording
+    from tests.helpers import run_crawl
+    api = ["lightx2v/Qwen-Image-Lightning", "dx8152/Qwen-Edit-2509-Multiple-angles"]
+    hub = make_hub(catalog_from_recording(LORA, api_ids=api, listed_ids=api), recorded=str(LORA))
+    result = invoke(hub)
+    assert [line for line in lines(result.output) if line[0] == "changed"] == []
+    assert result.exit_code == 0, result.output
+    crawl = run_crawl(tmp_path / "catalog.db", hub, scope="full")
+    assert (crawl.status, crawl.warnings) == ("complete", {}), crawl.summary()
