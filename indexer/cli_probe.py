@@ -1,9 +1,12 @@
-"""The `probe` command: parse options, call indexer.probe, print one line per check."""
+"""The `probe` command: parse options, call indexer.probe, render its checks as text or JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections import Counter
+from dataclasses import asdict
 
 import click
 
@@ -31,6 +34,22 @@ def probe_command(hub_url, inference_url, delay, fmt):
                                                   token=token)
     checks = probe.run_probe(fetcher, token_fetcher)
     requests = probe.requests_made(fetcher, token_fetcher)
-    render = probe.render_json if fmt == "json" else probe.render_text
+    render = render_json if fmt == "json" else render_text
     click.echo(render(checks, requests), nl=False)
     sys.exit(probe.exit_code(checks))
+
+
+def render_text(checks, requests):
+    """One aligned line per check, then `N ok, N changed, N unknown (K requests)`."""
+    width = max((len(check.name) for check in checks), default=0)
+    lines = [f"{check.status:<8} {check.name:<{width}} {check.detail}" for check in checks]
+    counts = Counter(check.status for check in checks)
+    lines.append(f"{counts['ok']} ok, {counts['changed']} changed, {counts['unknown']} unknown "
+                 f"({requests} requests)")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(checks, requests):
+    """The checks and the request count as one JSON object."""
+    return json.dumps({"checks": [asdict(check) for check in checks], "requests": requests},
+                      ensure_ascii=False, indent=2) + "\n"

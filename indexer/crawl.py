@@ -11,19 +11,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from indexer import fetch, parse, stage, store, track
+from indexer import fetch, parse, policy, stage, store, track
 from indexer.slices import Slicing
 
 SCOPES = ("api", "full")
 # New uploads have no downloads yet, so under this order they land at the tail
 # instead of shifting every page while we read (issue 2: stable paging order).
 DEFAULT_SORT = "DownloadsCount"
-DROP_LIMIT = 0.20
-# Fields every list item carried when the crawler was written (reference §2.3): an
-# item without one is the first sign the hub renamed or dropped it (issue 7). Items
-# without Path or Name are already counted as skipped_missing_path/_name.
-WATCHED_FIELDS = (("Downloads", "missing_downloads"), ("Stars", "missing_stars"),
-                  ("Tasks", "missing_tasks"))
 
 
 class CrawlError(Exception):
@@ -138,12 +132,15 @@ class Crawl(Slicing):
 
     def _stage_page(self, items, api=False):
         """Stage one page; returns how many of its items are new to the current slice."""
-        rows, skipped = [], []
+        parsed, skipped = [], []
         for item in items:
             try:
-                rows.append(parse.parse_model(item))
+                parsed.append((parse.parse_model(item, api=api), item))
             except parse.SkipItem as skip:
                 skipped.append((str(skip), _skip_key(item)))
+        if not api:
+            self._keep_callable_ids(parsed)
+        rows = [row for row, _ in parsed]
         new = 0
         if skipped:
             for reason, key in skipped:
@@ -160,15 +157,31 @@ class Crawl(Slicing):
         self.collected += new_to_crawl
         return new + new_to_slice
 
+    def _keep_callable_ids(self, parsed):
+        """Keep the callable ID of items already staged as API-Inference or listed by /models.
+
+        The full sweep restages the API-Inference items; without this their
+        callable ID, kept only inside that set (parse.parse_api_model_id), would be lost.
+        """
+        ids = [row["model_id"] for row, _ in parsed if row["api_model_id"] is None]
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        known = {r[0] for r in self.db.conn.execute(
+            f"select model_id from stage.api where model_id in ({marks}) union "
+            f"select model_id from stage.listed where model_id in ({marks})", ids + ids)}
+        for row, item in parsed:
+            if row["model_id"] in known:
+                row["api_model_id"] = parse.parse_api_model_id(item, api=True)
+
     def _count_missing_fields(self, items):
-        """Count, once per item, each watched field it lacks (Stars may come as Likes) or had to drop."""
+        """Count, once per item, each watched field whose key it lacks (policy.missing_fields),
+        and each count parse had to drop (negative, beyond 64 bits; issue 14)."""
         for item in items:
-            if not isinstance(item, dict):
-                continue
-            counters = [counter for name, counter in WATCHED_FIELDS
-                        if item.get(name) is None and not (name == "Stars" and item.get("Likes") is not None)]
-            # Counts parse dropped (negative, beyond 64 bits) are counted the same way (issue 14).
-            for counter in counters + parse.count_warnings(item):
+            counters = policy.missing_fields(item)
+            if isinstance(item, dict):
+                counters += parse.count_warnings(item)
+            for counter in counters:
                 if stage.stage_key(self.db, "lacking", f"{counter}:{_skip_key(item)}"):
                     self.warnings[counter] += 1
 
@@ -219,34 +232,20 @@ class Crawl(Slicing):
         return "complete", None
 
     def _drop(self):
-        # A sudden drop of more than 20% is more likely a hub hiccup than a real
-        # loss, so it must persist over `confirm` crawls before it counts (issue 7).
+        """The drop rule (policy.find_drop) on this run's staged counts; an error or None."""
         previous = store.last_complete_run(self.db, self.scope, before_id=self.run_id)
         if not previous:
             return None
-        checks = [("API-Inference set", previous["api_models"], stage.stage_count(self.db, "api")),
-                  # An empty but valid /models answer must not unlist every model.
-                  ("inference service's /models list", previous["listed_models"],
-                   stage.stage_count(self.db, "listed"))]
-        if self.scope == "full":
-            checks.insert(0, ("model count", previous["models_seen"], stage.stage_count(self.db)))
-        for label, before, now in checks:
-            if before and now < before * (1 - DROP_LIMIT):
-                streak = 0
-                for row in self.db.query(
-                        "select status, error from crawl_runs where scope = ? and id < ? "
-                        "order by id desc limit ?", [self.scope, self.run_id, self.confirm]):
-                    if row["status"] == "incomplete" and (row["error"] or "").startswith("drop:"):
-                        streak += 1
-                    else:
-                        break
-                if streak + 1 >= self.confirm:
-                    self.warnings["drop_accepted"] += 1
-                    return None
-                self.warnings["drop_suspected"] += 1
-                return (f"drop: the {label} fell from {before:,} to {now:,} "
-                        f"(more than {DROP_LIMIT:.0%}); waiting for it to persist")
-        return None
+        drop = policy.find_drop(policy.drop_counts(
+            self.scope, previous, models=stage.stage_count(self.db),
+            api=stage.stage_count(self.db, "api"), listed=stage.stage_count(self.db, "listed")))
+        if drop is None:
+            return None
+        runs = self.db.query("select status, error from crawl_runs where scope = ? and id < ? "
+                             "order by id desc limit ?", [self.scope, self.run_id, self.confirm])
+        counter, error = policy.judge_drop(drop, policy.drop_streak(runs), self.confirm)
+        self.warnings[counter] += 1
+        return error
 
     def run(self):
         started = self.now()

@@ -176,8 +176,24 @@ def parse_backend_model_id(value):
     return None
 
 
-def parse_model(item):
-    """One dolphin list item to a `models` row (without flags and seen-times); raises SkipItem."""
+def parse_api_model_id(item, api=False):
+    """The callable ID of an API-Inference model, else None.
+
+    The hub fills `BackendSupport.model_id` on LoRAs and other models nobody can
+    call (docs/modelscope-api.md §2.3, real capture: 11 of 30), so it names a
+    callable ID only on items of the API-Inference set or flagged
+    `SupportApiInference`; anywhere else it would show a "callable ID" for nothing.
+    """
+    if not api and item.get("SupportApiInference") is not True:
+        return None
+    return parse_backend_model_id(item.get("BackendSupport"))
+
+
+def parse_model(item, api=False):
+    """One dolphin list item to a `models` row (without flags and seen-times); raises SkipItem.
+
+    `api` says the item came from the API-Inference set (the `inference_type` filter).
+    """
     if not isinstance(item, dict):
         raise SkipItem("not_an_object")
     for key in ("Path", "Name"):
@@ -210,18 +226,18 @@ def parse_model(item):
         "likes": parse_count(_likes(item))[0],
         "created_at": parse_timestamp(item.get("CreatedTime")),
         "updated_at": parse_timestamp(item.get("LastUpdatedTime")),
-        "api_model_id": parse_backend_model_id(item.get("BackendSupport")),
+        "api_model_id": parse_api_model_id(item, api),
         "support_inference": clean_text(item.get("SupportInference"), MAX_TEXT["support_inference"]),
         "url": MODEL_PAGE + model_id,
     }
 
 
-def parse_models(items):
+def parse_models(items, api=False):
     """Rows for the items that parse, and a Counter of skip reasons for those that don't."""
     rows, skipped = [], Counter()
     for item in items if isinstance(items, list) else []:
         try:
-            rows.append(parse_model(item))
+            rows.append(parse_model(item, api=api))
         except SkipItem as skip:
             skipped[str(skip)] += 1
     return rows, skipped

@@ -78,7 +78,29 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     "tasks_endpoint": True,
     # When a list: requests to /v1/models with `Authorization: Bearer ...` get these IDs.
     "token_listed_ids": None,
+    # Items and FiledAgg shaped as the real hub sends them (issue 15, §2.2-2.3 real
+    # capture): sorted keys, `"_": null`, `Tasks: null` for no task, JSON-string
+    # AigcAttributes/ApplyMeta, Go's zero CertificationCreatedTime, lower-cased
+    # FiledAgg values. False serves the catalog's items as they are.
+    "real_shape": False,
+    # Taskless items send a placeholder task ({"Name": "", "Id": 0, ...}) instead
+    # of `Tasks: null`; the real hub does both, the share is unknown (§2.3).
+    "placeholder_tasks": False,
+    # "created": Default sorts newest first; "given": the catalog's own order, as the
+    # real hub's Default follows no field (§2.1, real capture).
+    "default_order": "created",
+    # Path of a recorded dolphin answer: its body is served byte for byte for the
+    # request it answered (page 1 of `SortBy: Default`, `tags contains lora`), and
+    # its FiledAgg for every other list request. Use with catalog_from_recording().
+    "recorded": None,
 }
+
+GO_ZERO_TIME = -62135596800
+PLACEHOLDER_TASK = {"ChineseName": "", "Description": "", "DomainName": "", "Id": 0,
+                    "IsExhibition": False, "IsHot": 0, "IsLeaf": False, "IsLoginRequired": False,
+                    "IsRetrieval": False, "Level": 0, "Name": "", "ParentId": 0, "ParentTask": None,
+                    "Sorting": 0, "SupportWidgets": False, "TaskAlias": "", "WidgetConfig": "",
+                    "WidgetType": ""}
 
 # Task -> domain for GET /api/v1/tasks.
 _NLP = {"text-generation", "text-classification", "translation", "sentence-embedding", "text-ranking",
@@ -136,7 +158,8 @@ class _Index:
         "StarsCount": "Stars",
     }
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, default_order: str = "created"):
+        self.default_order = default_order
         self.items: list[dict] = list(catalog.items)
         self.n = len(self.items)
         api = catalog.api_ids
@@ -150,6 +173,8 @@ class _Index:
 
     def order(self, sort: str) -> list[int]:
         o = self._orders.get(sort)
+        if o is None and sort == "Default" and self.default_order == "given":
+            o = self._orders[sort] = list(range(self.n))
         if o is None:
             field = self.SORT_KEYS[sort]
             keys = [(v if type(v) is int else _ts(v), i_ if type(i_) is int else _ts(i_))
@@ -255,6 +280,9 @@ class FakeHub:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}")
         self.honoured_sorts = frozenset(self.honoured_sorts)
+        self._recorded_body = self._recorded_raw = None
+        if self.recorded and "default_order" not in switches:
+            self.default_order = "given"
         self.requests: list[dict] = []
         self.errors: list[str] = []  # tracebacks of unexpected server-side errors
         self.before_dolphin: Callable[[FakeHub, dict], None] | None = None
@@ -371,9 +399,10 @@ class FakeHub:
 
     def _get_index(self) -> _Index:
         cat = self.catalog
-        key = (id(cat), cat.version, id(cat.items), len(cat.items), len(cat.api_ids))
+        key = (id(cat), cat.version, id(cat.items), len(cat.items), len(cat.api_ids),
+               self.default_order)
         if self._index is None or self._index_key != key:
-            self._index = _Index(cat)
+            self._index = _Index(cat, self.default_order)
             self._index_key = key
         return self._index
 
@@ -484,9 +513,11 @@ class FakeHub:
         return agg
 
     def _serve_item(self, item: dict) -> dict:
-        if not (self.timestamps_as_strings or self.backend_support_as_string):
+        if not (self.timestamps_as_strings or self.backend_support_as_string or self.real_shape):
             return item
         out = dict(item)
+        if self.real_shape and "_" not in out:
+            out = _real_shape(out, self.placeholder_tasks)
         if self.timestamps_as_strings:
             for f in ("CreatedTime", "LastUpdatedTime"):
                 if f in out and out[f] is not None:
@@ -535,10 +566,33 @@ class FakeHub:
         else:
             data = {"Model": {"Models": models, "TotalCount": total}}
         if agg is not None:
-            data["FiledAgg"] = agg
+            data["FiledAgg"] = self._recorded()["Data"]["FiledAgg"] if self.recorded else (
+                _lower_agg(agg) if self.real_shape else agg)
         data["Source"] = ""
         data["Target"] = ""
         return {"Code": 200, "Data": data, "Message": "success", "RequestId": str(uuid.uuid4()), "Success": True}
+
+    def _recorded(self) -> dict:
+        if getattr(self, "_recorded_body", None) is None:
+            with open(self.recorded, "rb") as f:
+                self._recorded_raw = f.read()
+            self._recorded_body = json.loads(self._recorded_raw)
+        return self._recorded_body
+
+    def recorded_answer(self, body: dict) -> bytes | None:
+        """The recorded bytes when ``body`` is the request they answered, else None."""
+        if not self.recorded:
+            return None
+        self._recorded()
+        crit = body.get("Criterion")
+        page = _as_int(body.get("PageNumber"), 1)
+        size = _as_int(body.get("PageSize"), 10)
+        models = self._recorded_body["Data"]["Model"]["Models"]
+        if (body.get("SortBy") == "Default" and page == 1 and size >= len(models)
+                and not body.get("SingleCriterion")
+                and crit == [{"category": "tags", "predicate": "contains", "values": ["lora"]}]):
+            return self._recorded_raw
+        return None
 
     # -- other endpoints ------------------------------------------------------------
     def tasks_response(self) -> dict:
@@ -560,6 +614,37 @@ class FakeHub:
                 ids = list(self.catalog.listed_ids)
         return {"object": "list",
                 "data": [{"id": i, "object": "model", "created": 1753000000, "owned_by": "system"} for i in ids]}
+
+
+def _real_shape(item: dict, placeholder_tasks: bool) -> dict:
+    """One item as the real hub shapes it (§2.3, real capture); parsing it gives the same row."""
+    item.setdefault("_", None)
+    if not item.get("Tasks") and isinstance(item.get("Tasks"), list):
+        item["Tasks"] = [dict(PLACEHOLDER_TASK)] if placeholder_tasks else None
+    item.setdefault("AigcAttributes", "{}")
+    item.setdefault("ApplyMeta", "{}")
+    item.setdefault("CertificationCreatedTime", GO_ZERO_TIME)
+    for key in ("MuseInfo", "OfficialTags", "TriggerWords"):
+        item.setdefault(key, None)
+    return dict(sorted(item.items()))
+
+
+def _lower_agg(agg: dict) -> dict:
+    """FiledAgg values lower-cased, counts of equal values merged (§2.2, real capture)."""
+    out = {}
+    for cat, entries in agg.items():
+        counts: Counter = Counter()
+        for e in entries:
+            counts[e["Value"].lower()] += e["Count"]
+        out[cat] = [{"Value": v, "Count": n} for v, n in sorted(counts.items(), key=_agg_order)]
+    return out
+
+
+def catalog_from_recording(path, api_ids=(), listed_ids=()) -> Catalog:
+    """A catalog of a recorded answer's items, byte-identical when served (``recorded=path``)."""
+    with open(path, "rb") as f:
+        items = json.load(f)["Data"]["Model"]["Models"]
+    return Catalog(items=items, api_ids=set(api_ids), listed_ids=list(listed_ids))
 
 
 def error_envelope(message: str, code: int = 10010101) -> dict:
@@ -701,7 +786,8 @@ class _Handler(BaseHTTPRequestHandler):
             hook = hub.before_dolphin
             if hook is not None:
                 hook(hub, body)
-            self._send(200, hub.dolphin_response(body))
+            recorded = hub.recorded_answer(body)
+            self._send(200, recorded if recorded is not None else hub.dolphin_response(body))
         elif p == TASKS_PATH and self.command == "GET" and hub.tasks_endpoint:
             self._send(200, hub.tasks_response())
         elif p == V1_MODELS_PATH and self.command == "GET":

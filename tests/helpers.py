@@ -47,7 +47,7 @@ def models(db_path):
 
 def expected_row(item, api, listed, seen_at=None):
     """The models row a crawl must store for a hub item (without the seen-times)."""
-    row = parse.parse_model(item)
+    row = parse.parse_model(item, api=api or listed)
     row.update(api_inference=int(api), in_inference_list=int(listed), removed_at=None)
     return row
 

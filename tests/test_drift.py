@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from indexer import crawl, fetch, parse
+from indexer import fetch, parse
 from tests.fixtures.catalog import build_catalog
 from tests.helpers import events, models, rows, run_crawl, valid_items
 
@@ -156,8 +156,6 @@ def test_api_items_without_a_callable_id_are_counted(tmp_path, catalog, make_hub
     assert (row["api_inference"], row["api_model_id"]) == (1, None)
 
 
-@pytest.mark.xfail(not hasattr(crawl, "WATCHED_FIELDS"), strict=True,
-                   reason="needs the WATCHED_FIELDS change to crawl.py in the issue 7 report")
 @pytest.mark.parametrize("max_offset", [None, 100])
 def test_items_missing_fields_they_used_to_carry_are_counted_once(tmp_path, make_hub, max_offset):
     catalog = build_catalog()

@@ -388,10 +388,16 @@ def test_filed_agg(make_hub, s):
            "tags": _agg(qwen, lambda it: it["Tags"])}
     body = {"PageSize": 1, "Criterion": [crit("organizations", "Qwen")]}
 
-    env = put(s, make_hub(cat), body)
+    env = put(s, make_hub(cat, real_shape=False), body)
     assert env["Data"]["FiledAgg"] == exp
+    # The real hub lower-cases facet values (issue 15, §2.2 real capture).
+    lower = {c: _agg(qwen, lambda it, c=c: [v.lower() for v in (
+        it["Libraries"] if c == "libraries" else it["Tags"] if c == "tags" else [it["License"]])])
+        for c in exp}
+    env = put(s, make_hub(cat, real_shape=True), body)
+    assert env["Data"]["FiledAgg"] == lower
 
-    env = put(s, make_hub(cat, facets_tasks_orgs=True), body)
+    env = put(s, make_hub(cat, facets_tasks_orgs=True, real_shape=False), body)
     assert env["Data"]["FiledAgg"] == {**exp, "tasks": _agg(qwen, task_names),
                                        "organizations": [{"Value": "Qwen", "Count": len(qwen)}]}
 

@@ -1,6 +1,8 @@
 """Parsing is pure: JSON in, whole rows out (issue 2)."""
 
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +44,14 @@ ROW = {
 
 
 def test_reconstructed_item_parses_to_the_whole_row():
-    assert parse.parse_model(ITEM) == ROW
+    assert parse.parse_model(ITEM, api=True) == ROW
+
+
+def test_a_callable_id_outside_the_api_inference_set_is_no_callable_id():
+    # Issue 15: the real hub fills BackendSupport.model_id on LoRAs nobody can call.
+    assert parse.parse_model(ITEM) == dict(ROW, api_model_id=None)
+    flagged = dict(ITEM, SupportApiInference=True)
+    assert parse.parse_model(flagged) == ROW
 
 
 def test_quirky_item_parses_to_the_whole_row():
@@ -53,7 +62,7 @@ def test_quirky_item_parses_to_the_whole_row():
             "Downloads": "42", "Likes": 7.0, "Tasks": [], "License": "",
             "BackendSupport": "{\"model_id\": \"Tongyi-MAI/Z-Image-Turbo\"}",
             "SupportInference": "txt2img"}
-    assert parse.parse_model(item) == {
+    assert parse.parse_model(item, api=True) == {
         "model_id": "Tongyi-MAI/Z-Image-Turbo", "owner": "Tongyi-MAI", "name": "Z-Image-Turbo",
         "chinese_name": None, "description": None, "tasks": [], "tags": [], "libraries": [],
         "license": None, "downloads": 42, "likes": 7,
@@ -87,7 +96,7 @@ def test_backend_support_in_every_shape(backend, expected):
     ("not an object", "not_an_object"),
 ])
 def test_malformed_items_are_skipped_and_counted(item, reason):
-    rows, skipped = parse.parse_models([item, ITEM])
+    rows, skipped = parse.parse_models([item, ITEM], api=True)
     assert rows == [ROW]
     assert dict(skipped) == {reason: 1}
 
@@ -137,3 +146,28 @@ def test_task_list():
     body = {"Data": {"Domains": [{"Tasks": [{"Name": "text-generation"}, {"Name": "ocr"}]},
                                  {"Tasks": [{"Name": "ocr"}, {"Name": "text-to-image-synthesis"}]}]}}
     assert parse.parse_task_list(body) == ["text-generation", "ocr", "text-to-image-synthesis"]
+
+
+# The real hub's answer (issue 15) --------------------------------------------
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+LORA = REAL / "dolphin-models_tags-lora_30items_captured-by-2025-11-14.json"
+
+
+def real_items():
+    return parse.parse_page(json.loads(LORA.read_text(encoding="utf-8"))["Data"])[0]
+
+
+def test_all_30_real_items_parse_to_their_whole_rows():
+    rows, skipped = parse.parse_models(real_items())
+    assert skipped == Counter()
+    assert rows == json.loads((REAL / "lora_30items_rows.json").read_text(encoding="utf-8"))
+
+
+def test_the_real_items_filled_backend_model_id_is_kept_only_inside_the_api_inference_set():
+    # Issue 15: 11 of the 30 LoRAs carry BackendSupport.model_id; none is callable.
+    items = real_items()
+    filled = [parse.parse_backend_model_id(item["BackendSupport"]) for item in items]
+    assert sum(1 for model_id in filled if model_id) == 11
+    assert [row["api_model_id"] for row in parse.parse_models(items)[0]] == [None] * 30
+    assert [row["api_model_id"] for row in parse.parse_models(items, api=True)[0]] == filled

@@ -23,7 +23,7 @@ ok       filed-agg       Data.FiledAgg carries libraries, license, tags (no task
 ok       api-filter      inference_type = 1 gives 36 of 300 models, each with BackendSupport.model_id
 ok       task-filter     tasks contains text-generation gives 139 of 300 models
 ok       org-filter      organizations contains AI-ModelScope gives 77 of 300 models
-ok       sorts           each orders largest first: DownloadsCount by Downloads, StarsCount by Stars, GmtModified by LastUpdatedTime, Default by CreatedTime
+ok       sorts           each orders largest first: DownloadsCount by Downloads, StarsCount by Stars, GmtModified by LastUpdatedTime; Default orders by CreatedTime
 ok       depth           paging reaches offset 200 (the last page of 300)
 ok       models-list     GET /models answers without a token: 27 IDs
 11 ok, 0 changed, 0 unknown (9 requests)
@@ -123,12 +123,12 @@ DRIFTS = [
          "(the parser copes)")]),
     ({"honoured_sorts": {"Default", "DownloadsCount"}}, [
         ("changed", "sorts", "not honoured: StarsCount (not by Stars), GmtModified (not by "
-         "LastUpdatedTime); honoured: DownloadsCount, Default (full crawls lose the deep windows "
-         "other orders reach)")]),
+         "LastUpdatedTime); honoured: DownloadsCount (full crawls lose the deep windows "
+         "other orders reach); Default orders by CreatedTime")]),
     ({"honoured_sorts": {"Default"}}, [
         ("changed", "sorts", "not honoured: DownloadsCount (not by Downloads), StarsCount (not by "
-         "Stars), GmtModified (not by LastUpdatedTime); honoured: Default (crawls page in an order "
-         "new uploads can shift)")]),
+         "Stars), GmtModified (not by LastUpdatedTime) (crawls page in an order "
+         "new uploads can shift); Default orders by CreatedTime")]),
 ]
 
 
@@ -351,3 +351,36 @@ def test_hub_text_cannot_break_the_one_line_per_check_output(make_hub):
     assert "\x1b" not in result.output
     assert lines(result.output)[6] == (
         "ok", "task-filter", "tasks contains evil [31mtask gives 150 of 300 models")
+
+
+# The real hub's answer (issue 15) --------------------------------------------
+
+LORA = (__import__("pathlib").Path(__file__).parent / "fixtures" / "real"
+        / "dolphin-models_tags-lora_30items_captured-by-2025-11-14.json")
+
+
+def test_the_real_answer_gives_no_changed_line_in_fields_or_sorts():
+    from indexer import parse, probe_checks
+    items = parse.parse_page(json.loads(LORA.read_text(encoding="utf-8"))["Data"])[0]
+    assert probe_checks.check_fields(items) == probe.Check(
+        "fields", "ok", "items carry Path, Name, Downloads, Stars, Tasks (30 items looked at); "
+        "4 with Tasks: null, 1 with a placeholder task (no task)")
+    answer = probe.Answer(data={})
+    parsed = {"Default": (items, 30)}
+    answers = dict.fromkeys(["DownloadsCount", "StarsCount", "GmtModified", "Default"], answer)
+    check = probe_checks.check_sorts(answers, parsed, items)
+    assert check.status != "changed"
+    assert check.detail.endswith("; Default follows none of CreatedTime, LastUpdatedTime, "
+                                 "Downloads, Stars, Id")
+
+
+def test_probe_and_crawl_on_a_hub_serving_the_real_answer(tmp_path, make_hub):
+    from tests.fakehub import catalog_from_recording
+    from tests.helpers import run_crawl
+    api = ["lightx2v/Qwen-Image-Lightning", "dx8152/Qwen-Edit-2509-Multiple-angles"]
+    hub = make_hub(catalog_from_recording(LORA, api_ids=api, listed_ids=api), recorded=str(LORA))
+    result = invoke(hub)
+    assert [line for line in lines(result.output) if line[0] == "changed"] == []
+    assert result.exit_code == 0, result.output
+    crawl = run_crawl(tmp_path / "catalog.db", hub, scope="full")
+    assert (crawl.status, crawl.warnings) == ("complete", {}), crawl.summary()
