@@ -19,9 +19,10 @@ SCOPES = ("api", "full")
 # instead of shifting every page while we read (issue 2: stable paging order).
 DEFAULT_SORT = "DownloadsCount"
 DROP_LIMIT = 0.20
-# Fields every list item carried when the crawler was written (reference §2.3): an
-# item without one is the first sign the hub renamed or dropped it (issue 7). Items
-# without Path or Name are already counted as skipped_missing_path/_name.
+# Fields every list item carried when the crawler was written
+# (docs/modelscope-api.md §2.3): an item without one is the first sign the hub
+# renamed or dropped it (issue 7). Items without Path or Name are already
+# counted as skipped_missing_path/_name.
 WATCHED_FIELDS = (("Downloads", "missing_downloads"), ("Stars", "missing_stars"),
                   ("Tasks", "missing_tasks"))
 
@@ -159,7 +160,8 @@ class Crawl(Slicing):
         self._count_missing_fields(items)
         lacking = sum(1 for r in rows if not r["api_model_id"]) if api else 0
         if lacking:
-            # Every API-Inference item should carry its callable ID (§2.5 step 4).
+            # Every API-Inference item should carry its callable ID
+            # (docs/modelscope-api.md §2.5 step 4).
             self.warnings["api_items_without_backend_model_id"] += lacking
         new_to_crawl, new_to_slice = store.stage_rows(self.db, rows, api=api)
         self.collected += new_to_crawl
@@ -192,8 +194,8 @@ class Crawl(Slicing):
                                                              api_only=True))
         self.api_total = api_total
         # The hub ignores filters it does not know and answers with everything
-        # (reference §2.5): a filtered total that is not smaller means the flag
-        # would mark the whole hub, so stop before saving any of it.
+        # (docs/modelscope-api.md §2.5): a filtered total that is not smaller
+        # means the flag would mark the whole hub, so stop before saving any of it.
         if total_all > 0 and api_total >= total_all:
             self.warnings["filter_guard_trips"] += 1
             raise GuardError(f"the hub ignored the API-Inference filter ({api_total:,} of "

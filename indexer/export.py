@@ -26,7 +26,7 @@ EXPORT_KEYS = ("model_id", "owner", "tasks", "downloads", "likes", "api_inferenc
                "in_inference_list", "url")
 STALE_AFTER = timedelta(days=2)
 # The inference service's /models list names chat models only
-# (reference/modelscope-api.md, endpoint F), so only these can be "unlisted".
+# (docs/modelscope-api.md §1, endpoint F), so only these can be "unlisted".
 LISTED_TASKS = frozenset({"text-generation"})
 MIN_FTS_CHARS = 3  # the trigram tokenizer matches nothing shorter
 SUGGEST_CUTOFF = 0.6

@@ -1,7 +1,7 @@
 """Probe the hub with a fixed handful of requests, checking each assumption the crawler makes (issue 7).
 
 Touches the network through `indexer.fetch` only; no database. The list endpoint is
-the website's own undocumented call (reference §2), so this is how users, and we,
+the website's own undocumented call (docs/modelscope-api.md §2), so this is how users, and we,
 learn that it changed before a catalog silently goes wrong.
 """
 
@@ -24,14 +24,16 @@ PROBE_BACKOFF = 0.5
 
 PAGE = 100
 SORT_PAGE = 20
-# Search backends of this kind often cap from + size at 10,000 hits (§2.4).
+# Search backends of this kind often cap from + size at 10,000 hits (docs/modelscope-api.md §2.4).
 DEEP_OFFSET = 10_000
 LIST_PATH = "PUT /api/v1/dolphin/models"
 EXPECTED_FIELDS = ("Path", "Name", "Downloads", "Stars", "Tasks")
 TIMESTAMP_FIELDS = ("CreatedTime", "LastUpdatedTime")
-# A few quirky items are normal upstream (§2.3); more than this share is drift.
+# A few quirky items are normal upstream (docs/modelscope-api.md §2.3); more than this
+# share is drift.
 MISSING_SHARE = 0.05
-# SortBy values (§2.1) and the item field each should order by, largest first.
+# SortBy values (docs/modelscope-api.md §2.1) and the item field each should order by,
+# largest first.
 SORT_FIELDS = (("DownloadsCount", "Downloads"), ("StarsCount", "Stars"),
                ("GmtModified", "LastUpdatedTime"), ("Default", "CreatedTime"))
 

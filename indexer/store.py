@@ -229,7 +229,7 @@ def _create_facet_counts(db):
 
 def _create_fts(db):
     # Trigram tokens let Datasette's search box match any 3+ character fragment of
-    # an ID or a Chinese name (reference datasette.md §2). The update trigger only
+    # an ID or a Chinese name (docs/datasette.md §2). The update trigger only
     # fires when an indexed column really changes, so a re-crawl that only moves
     # `last_seen_at` leaves the index alone.
     fresh = not db.table("models_fts").exists()
