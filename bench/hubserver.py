@@ -63,7 +63,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mutate", type=float, default=0.0)
     # The hub's API-Inference set is "well under 1,000" of 254,000 models
-    # (reference §10); the test fixtures' 10% would make every API query 50x
+    # (docs/modelscope-api.md §10); the test fixtures' 10% would make every API query 50x
     # larger than real.
     parser.add_argument("--api-fraction", type=float, default=0.002)
     args = parser.parse_args(argv)

@@ -197,7 +197,7 @@ class Crawl(Slicing):
                                                              api_only=True))
         self.api_total = api_total
         # The hub ignores filters it does not know and answers with everything
-        # (reference §2.5): a filtered total that is not smaller means the flag
+        # (docs/modelscope-api.md §2.5): a filtered total that is not smaller means the flag
         # would mark the whole hub, so stop before saving any of it.
         if total_all > 0 and api_total >= total_all:
             self.warnings["filter_guard_trips"] += 1

@@ -49,7 +49,10 @@ def build_session(token=None):
 
 
 def parse_retry_after(value, now=None):
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date (§6.3)."""
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date.
+
+    See docs/modelscope-api.md §6.3.
+    """
     if not value:
         return None
     value = value.strip()
@@ -90,7 +93,7 @@ class Fetcher:
         self.inference_url = self.inference_url.rstrip("/")
 
     def _pause(self, url):
-        # Politeness (reference §8): keep `delay` between two requests to one host.
+        # Politeness (docs/modelscope-api.md §8): keep `delay` between two requests to one host.
         host = urlsplit(url).netloc
         last = self._last_at.get(host)
         if last is not None and self.delay > 0:
@@ -169,7 +172,10 @@ class Fetcher:
 
 
 def check_envelope(payload):
-    """None when a hub answer is a success envelope, else a one-line reason (§12)."""
+    """None when a hub answer is a success envelope, else a one-line reason.
+
+    See docs/modelscope-api.md §12.
+    """
     if not isinstance(payload, dict):
         return "an answer that is not a JSON object"
     success = payload.get("Success", payload.get("success"))
@@ -213,7 +219,10 @@ def redact_url(url):
 
 def models_body(page=1, page_size=100, sort="DownloadsCount", tasks=None, orgs=None,
                 api_only=False, name=None):
-    """A dolphin request body (§2.1): lower-case Criterion keys, `DateType` as spelled upstream."""
+    """A dolphin request body: lower-case Criterion keys, `DateType` as spelled upstream.
+
+    See docs/modelscope-api.md §2.1.
+    """
     criterion = []
     if tasks:
         criterion.append({"category": "tasks", "predicate": "contains",

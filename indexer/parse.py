@@ -60,7 +60,7 @@ def clean_text(value, limit=None):
 
 
 def strip_html(value):
-    """Plain text from text that may carry HTML (reference §2.3: text fields can hold HTML)."""
+    """Plain text from text that may carry HTML (docs/modelscope-api.md §2.3)."""
     text = clean_text(value)
     if not text:
         return text
@@ -132,7 +132,10 @@ def count_warnings(item):
 
 
 def parse_timestamp(value):
-    """ISO-8601 UTC text from unix seconds, which arrive as ints or numeric strings (§2.3)."""
+    """ISO-8601 UTC text from unix seconds, which arrive as ints or numeric strings.
+
+    See docs/modelscope-api.md §2.3.
+    """
     seconds = parse_int(value)
     if seconds is None or seconds <= 0:
         return None
@@ -163,7 +166,10 @@ def parse_string_list(value, key=None):
 
 
 def parse_backend_model_id(value):
-    """The callable ID in `BackendSupport`: an object, a JSON string, `{}` or absent (§2.3)."""
+    """The callable ID in `BackendSupport`: an object, a JSON string, `{}` or absent.
+
+    See docs/modelscope-api.md §2.3.
+    """
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else None
@@ -281,7 +287,10 @@ def parse_facet_values(facets, category):
 
 
 def parse_task_list(body):
-    """Task names from the task taxonomy endpoint (`Data.Domains[].Tasks[].Name`, reference K)."""
+    """Task names from the task taxonomy endpoint, `Data.Domains[].Tasks[].Name`.
+
+    See docs/modelscope-api.md §1, endpoint K.
+    """
     names = []
     data = body.get("Data") if isinstance(body, dict) else None
     domains = data.get("Domains") if isinstance(data, dict) else None

@@ -1,7 +1,7 @@
 """Probe the hub with a fixed handful of requests, checking each assumption the crawler makes (issue 7).
 
 Touches the network through `indexer.fetch` only; no database. The list endpoint is
-the website's own undocumented call (reference §2), so this is how users, and we,
+the website's own undocumented call (docs/modelscope-api.md §2), so this is how users, and we,
 learn that it changed before a catalog silently goes wrong. The checks themselves
 are pure functions in `indexer.probe_checks`; the CLI renders them.
 """

@@ -79,8 +79,8 @@ def url_of(sock):
 async def serve(db_path, sock, crawler=None, api_every=None, full_cron=None, on_ready=None):
     """Serve the catalog on `sock` until SIGINT/SIGTERM, and the crawl jobs given a `crawler`."""
     ds = site.build_datasette(db_path)
-    # `datasette serve` runs startup hooks on a loop it then closes (reference
-    # datasette.md §7.1); here everything shares this one loop.
+    # `datasette serve` runs startup hooks on a loop it then closes
+    # (docs/datasette.md §7.1); here everything shares this one loop.
     await ds.invoke_startup()
     config = uvicorn.Config(ds.app(), log_config=None)
     server = _Server(config, on_exit=crawler.stop.set if crawler is not None else None)
@@ -116,7 +116,7 @@ def write_snapshot(db_path, dest):
     """A consistent copy of the catalog at `dest`, even while a crawl writes; returns its size."""
     # VACUUM INTO reads one transaction, so a crawl committing meanwhile is
     # either wholly in the copy or not at all; copying the file of a WAL
-    # database is not (reference datasette.md §8).
+    # database is not (docs/datasette.md §8).
     db_path, dest = os.fspath(db_path), os.fspath(dest)
     if not os.path.exists(db_path):
         raise store.CatalogError(f"no catalog at {db_path}")

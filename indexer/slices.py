@@ -2,7 +2,7 @@
 
 A mixin for crawl.Crawl, which holds the state these methods share (the
 fetcher, the staging database, counters). Split out because partitioning is
-its own concern: reference §2.4 says deep paging may stop before TotalCount.
+its own concern: docs/modelscope-api.md §2.4 says deep paging may stop before TotalCount.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Slicing:
                     break
                 if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
                     # An empty, short or repeated page before TotalCount: the depth
-                    # limit (reference §2.4), whatever shape it takes.
+                    # limit (docs/modelscope-api.md §2.4), whatever shape it takes.
                     self._hit_depth(offset + len(items) if new else offset)
                     break
                 page += 1

@@ -100,7 +100,8 @@ def _save_models(conn, at):
         on conflict (model_id) do update set {sets} where {differs}""", [at, at])
     conn.execute("update models set last_seen_at = ? where last_seen_at is not ? "
                  "and model_id in (select model_id from stage.items)", [at, at])
-    # IDs the inference service lists but the hub list lacks still get a row (§2.6).
+    # IDs the inference service lists but the hub list lacks still get a row
+    # (docs/modelscope-api.md §2.6).
     conn.execute("""
         insert into models (model_id, owner, name, url, api_inference, in_inference_list,
                             first_seen_at, last_seen_at)

@@ -1,7 +1,7 @@
 """A fake ModelScope hub + API-Inference model list, served over real HTTP.
 
-Behaviour follows /work/shared/reference/modelscope-api.md (§2.1-2.5, §6.1,
-§9), quirks included; where that document is unsure, a switch picks the
+Behaviour follows docs/modelscope-api.md (§2.1-2.5, §6.1, §9), quirks
+included; where that document is unsure, a switch picks the
 behaviour. Standard library only; binds 127.0.0.1 on an ephemeral port.
 
     from tests.fixtures.catalog import build_catalog
@@ -66,7 +66,7 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     "depth_style": "empty",
     # Envelope drift: "normal" | "legacy" (Data.Models) | "renamed" (Data.Model.ModelList).
     "layout": "normal",
-    # Silently ignored filters (drift / the §2.5 guard).
+    # Silently ignored filters (drift / the docs/modelscope-api.md §2.5 guard).
     "ignore_inference_filter": False,
     "ignore_task_filter": False,
     "ignore_org_filter": False,

@@ -28,11 +28,12 @@ def runs(db_path):
             rows(db_path, "select status, error from crawl_runs order by id")]
 
 
-# Verbatim shapes (reference §2.1, §2.2, §6.1) ------------------------------
+# Verbatim shapes (docs/modelscope-api.md §2.1, §2.2, §6.1) ----------------
 
 
 def test_the_verbatim_envelope_parses_and_its_trimmed_items_are_skipped_and_counted():
-    # §2.2 [VERBATIM, author-trimmed]: the author removed every field but two.
+    # docs/modelscope-api.md §2.2 [VERBATIM, author-trimmed]: the author removed every
+    # field but two.
     payload = verbatim("dolphin_envelope_2025-11-27.json")
     assert fetch.check_envelope(payload) is None
     items, total, facets = parse.parse_page(payload["Data"])
@@ -43,7 +44,8 @@ def test_the_verbatim_envelope_parses_and_its_trimmed_items_are_skipped_and_coun
 
 
 def test_the_verbatim_request_body_is_the_one_we_send():
-    # §2.1 [VERBATIM]: the chat client's body for API-Inference chat models.
+    # docs/modelscope-api.md §2.1 [VERBATIM]: the chat client's body for API-Inference
+    # chat models.
     assert fetch.models_body(page=1, page_size=100, sort="Default", tasks=["text-generation"],
                              api_only=True) == verbatim("dolphin_body_chat_client.json")
 
@@ -60,7 +62,7 @@ def test_the_fake_hub_filters_on_the_verbatim_body(catalog, fakehub):
 
 
 def test_the_v1_models_shape_parses():
-    # §6.1 [RECONSTRUCTED]: no verbatim capture is public.
+    # docs/modelscope-api.md §6.1 [RECONSTRUCTED]: no verbatim capture is public.
     assert parse.parse_inference_list(verbatim("v1_models_reconstructed.json")) == [
         "Qwen/Qwen3-235B-A22B-Instruct-2507", "deepseek-ai/DeepSeek-V4-Flash"]
 

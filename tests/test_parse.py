@@ -55,7 +55,7 @@ def test_a_callable_id_outside_the_api_inference_set_is_no_callable_id():
 
 
 def test_quirky_item_parses_to_the_whole_row():
-    # Reference §2.3's variants: numeric-string times, BackendSupport as a JSON
+    # docs/modelscope-api.md §2.3's variants: numeric-string times, BackendSupport as a JSON
     # string, empty ChineseName, no tasks, Likes instead of Stars, no Description.
     item = {"Name": "Z-Image-Turbo", "Path": "Tongyi-MAI", "ChineseName": "",
             "CreatedTime": "1726566000", "LastUpdatedTime": "1727000000.0",

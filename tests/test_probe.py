@@ -62,7 +62,7 @@ def test_a_hub_that_behaves_is_all_ok(catalog, fakehub):
     result = invoke(fakehub)
     assert result.exit_code == 0, result.output
     assert result.output == NORMAL
-    # Only the two list endpoints: never a chat or image call (reference §6.2).
+    # Only the two list endpoints: never a chat or image call (docs/modelscope-api.md §6.2).
     assert {r["path"] for r in fakehub.requests} == {DOLPHIN_PATH, V1_MODELS_PATH}
     assert len(fakehub.requests) == 9
     assert all("authorization" not in {k.lower() for k in r["headers"]} for r in fakehub.requests)
