@@ -92,8 +92,8 @@ def test_the_size_cap_counts_inflated_bytes(make_hub):
     with pytest.raises(fetch.HubError) as caught:
         fetcher.fetch_models_page(fetch.models_body())
     assert (caught.value.kind, caught.value.status, str(caught.value)) == (
-        "too_large", 200, f"PUT {hub.hub_url}/api/v1/dolphin/models: answer too large "
-                          "(over 4,194,304 bytes)")
+        "too_large", 200, (f"PUT {hub.hub_url}/api/v1/dolphin/models: answer too large "
+                          "(over 4,194,304 bytes)"))
 
 
 def test_setting_the_stop_event_mid_crawl_ends_it_incomplete_without_more_requests(
@@ -136,8 +136,8 @@ def test_the_request_budget_cuts_retries_short_and_then_refuses(make_hub):
     with pytest.raises(fetch.BudgetSpent) as second:
         fetcher.fetch_task_list()
     assert (second.value.kind, second.value.status, str(second.value)) == (
-        "budget", None, f"GET {hub.hub_url}/api/v1/tasks not sent: the budget of 2 requests "
-                        "is spent")
+        "budget", None, (f"GET {hub.hub_url}/api/v1/tasks not sent: the budget of 2 requests "
+                        "is spent"))
     assert (fetcher.requests_made, len(hub.requests)) == (2, 2)
 
 
@@ -145,10 +145,10 @@ def test_the_request_budget_cuts_retries_short_and_then_refuses(make_hub):
     ("503", "http", 503, "failed after 2 tries: HTTP 503"),
     ("success_false", "success_false", None,
      'failed after 2 tries: Success: false (Code 10010101, Message "system busy")'),
-    ("nonjson", "envelope", 200, "failed after 2 tries: an answer that is not JSON "
-                                 "(or was cut short)"),
-    ("truncated", "network", 200, "failed after 2 tries: the answer was cut short "
-                                  "(ProtocolError)"),
+    ("nonjson", "envelope", 200, ("failed after 2 tries: an answer that is not JSON "
+                                 "(or was cut short)")),
+    ("truncated", "network", 200, ("failed after 2 tries: the answer was cut short "
+                                  "(ProtocolError)")),
     ("drip", "timeout", 200, "failed after 2 tries: answer took longer than 1s"),
 ])
 def test_errors_carry_their_kind_and_status(make_hub, fault, kind, status, problem):
