@@ -59,7 +59,7 @@ class Progress:
 @click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
               help="Retries for a request that meets 429, 5xx, a timeout or a bad answer.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds to wait for one answer.")
+              help="Seconds one answer may take in all: connecting, headers and body.")
 @click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
               envvar="INDEXER_CONFIRM",
               help="Consecutive complete crawls a model must be missing from before "

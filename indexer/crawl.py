@@ -31,6 +31,8 @@ class CrawlBusy(CrawlError):
 class GuardError(fetch.HubError):
     """The hub ignored a filter we rely on; saving its answer would flag the whole hub."""
 
+    default_kind = "guard"
+
 
 @dataclass
 class CrawlResult:
@@ -67,8 +69,8 @@ class CrawlResult:
         return line
 
 
-class Stopped(Exception):
-    """The crawl was asked to stop (a scheduler shutting down); it ends as incomplete."""
+# The crawl was asked to stop (a scheduler shutting down); it ends as incomplete.
+Stopped = fetch.Stopped
 
 
 def acquire_lock(db_path):
@@ -128,7 +130,8 @@ class Crawl(Slicing):
             return parse.parse_page(data)
         except ValueError as error:
             self.warnings["unknown_envelope"] += 1
-            raise fetch.HubError(f"the hub's model list changed shape: {error}") from None
+            raise fetch.HubError(f"the hub's model list changed shape: {error}",
+                                 kind="envelope") from None
 
     def _stage_page(self, items, api=False):
         """Stage one page; returns how many of its items are new to the current slice."""

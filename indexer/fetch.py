@@ -7,11 +7,13 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
 from indexer import DEFAULT_HUB_URL, DEFAULT_INFERENCE_URL, __version__
 
@@ -24,18 +26,53 @@ MAX_RETRY_AFTER = 300.0
 # 1,000, so one hostile item could sink its whole page on every crawl (issue 6).
 MAX_JSON_DEPTH = 64
 JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# A real page of 100 items is well under 1 MB (docs/modelscope-api.md §2.3); 16 MB
+# leaves room for a hub that grows its items tenfold, and bounds what one
+# hostile answer (a gzip bomb, a body that never ends) can make us hold.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+READ_CHUNK = 64 * 1024
 
 
 class HubError(Exception):
-    """A request that still failed after its retries; the message is one line, without secrets."""
+    """A request that failed; the message is one line, without secrets.
+
+    `kind` says what went wrong (timeout, too_large, http, success_false,
+    envelope, network, stopped, budget, ...) and `status` the HTTP status, or None.
+    """
+
+    default_kind = "hub"
+
+    def __init__(self, message, kind=None, status=None):
+        super().__init__(message)
+        self.kind = kind or self.default_kind
+        self.status = status
 
 
 class EnvelopeError(HubError):
-    """The hub answered, but not with the envelope we parse (`Success: false`, no JSON, ...)."""
+    """Still failing after every retry: a transient fault, or an answer without our envelope."""
 
-    def __init__(self, message, kind):
-        super().__init__(message)
-        self.kind = kind
+
+class Stopped(HubError):
+    """The fetcher's stop event is set (a scheduler shutting down); no more requests."""
+
+    default_kind = "stopped"
+
+    def __init__(self, message="stopped: the process is shutting down", **kwargs):
+        super().__init__(message, **kwargs)
+
+
+class BudgetSpent(HubError):
+    """The fetcher has sent all the requests its `max_requests` allows."""
+
+    default_kind = "budget"
+
+
+class _Problem(Exception):
+    """One try that failed in a way worth retrying."""
+
+    def __init__(self, text, kind, status=None, retry_after=None):
+        super().__init__(text)
+        self.kind, self.status, self.retry_after = kind, status, retry_after
 
 
 def build_session(token=None):
@@ -72,7 +109,14 @@ def parse_retry_after(value, now=None):
 
 @dataclass
 class Fetcher:
-    """Requests to the hub and the inference service, with pauses, retries and counters."""
+    """Requests to the hub and the inference service, with pauses, retries, limits and counters.
+
+    Every try has `timeout` seconds for the whole answer (connect, headers and
+    body together), and no single read waits longer than `timeout` either, so a
+    try ends at most about 2 x `timeout` after it started, however slowly the
+    hub drips. `stop` (an Event) ends pauses and requests at once; `max_requests`
+    caps how many requests this fetcher may ever send, retries included.
+    """
 
     session: requests.Session
     hub_url: str = DEFAULT_HUB_URL
@@ -83,6 +127,9 @@ class Fetcher:
     timeout: float = 30.0
     sleep: object = time.sleep
     clock: object = time.monotonic
+    stop: threading.Event | None = None
+    max_requests: int | None = None
+    max_answer_bytes: int = MAX_ANSWER_BYTES
     requests_made: int = 0
     retries_made: int = 0
     pruned_answers: int = 0
@@ -92,6 +139,22 @@ class Fetcher:
         self.hub_url = self.hub_url.rstrip("/")
         self.inference_url = self.inference_url.rstrip("/")
 
+    def pace_after(self, other):
+        """Keep the polite pause after `other`'s requests too: both talk to the same hosts."""
+        self._last_at.update(other._last_at)
+
+    def _wait(self, seconds):
+        # Event.wait sleeps like time.sleep but wakes when the process shuts down.
+        if self.stop is not None:
+            if self.stop.wait(seconds):
+                raise Stopped()
+        else:
+            self.sleep(seconds)
+
+    def _check_stop(self):
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
+
     def _pause(self, url):
         # Politeness (docs/modelscope-api.md §8): keep `delay` between two requests to one host.
         host = urlsplit(url).netloc
@@ -99,7 +162,7 @@ class Fetcher:
         if last is not None and self.delay > 0:
             wait = self.delay - (self.clock() - last)
             if wait > 0:
-                self.sleep(wait)
+                self._wait(wait)
         self._last_at[host] = self.clock()
 
     def _backoff(self, attempt, retry_after=None):
@@ -108,45 +171,105 @@ class Fetcher:
         base = self.backoff * (2 ** attempt)
         return min(base, 60.0) * (0.5 + random.random() / 2)
 
+    def _budget_spent(self):
+        return self.max_requests is not None and self.requests_made >= self.max_requests
+
     def request_json(self, method, url, body=None, envelope=True):
         """Send one request and return its JSON, retrying passing trouble; raise HubError when spent."""
         what = f"{method} {redact_url(url)}"
-        last_problem = "no answer"
+        problem = _Problem("no answer", "network")
+        tries = 0
         for attempt in range(self.max_retries + 1):
+            self._check_stop()
+            if self._budget_spent():
+                if not tries:
+                    raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
+                                      "requests is spent")
+                break  # the budget cuts the retries short: report what the last try met
             if attempt:
                 self.retries_made += 1
             self._pause(url)
+            self._check_stop()
             self.requests_made += 1
-            retry_after = None
+            tries += 1
             try:
-                response = self.session.request(method, url, json=body, timeout=self.timeout)
-            except requests.Timeout:
-                last_problem = f"timed out after {self.timeout:g}s"
-            except requests.RequestException as error:
-                last_problem = f"could not connect ({type(error).__name__})"
-            else:
-                status = response.status_code
-                if status in RETRY_STATUSES:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    last_problem = f"HTTP {status}"
-                elif status >= 400:
-                    raise HubError(f"{what} answered HTTP {status}")
-                else:
-                    try:
-                        payload = self._decode(response, what)
-                    except (ValueError, RecursionError, requests.RequestException):
-                        last_problem = "an answer that is not JSON (or was cut short)"
-                    else:
-                        problem = check_envelope(payload) if envelope else None
-                        if problem is None:
-                            return payload
-                        last_problem = problem
-            if attempt < self.max_retries:
-                wait = self._backoff(attempt, retry_after)
-                log.info("%s: %s; retrying in %.1fs", what, last_problem, wait)
-                self.sleep(wait)
-        kind = "success_false" if last_problem.startswith("Success") else "transport"
-        raise EnvelopeError(f"{what} failed after {self.max_retries + 1} tries: {last_problem}", kind)
+                payload = self._try(method, url, body, what)
+                kind, reason = envelope_problem(payload) if envelope else (None, None)
+                if reason is None:
+                    return payload
+                problem = _Problem(reason, kind)
+            except _Problem as failed:
+                problem = failed
+            if attempt < self.max_retries and not self._budget_spent():
+                wait = self._backoff(attempt, problem.retry_after)
+                log.info("%s: %s; retrying in %.1fs", what, problem, wait)
+                self._wait(wait)
+        plural = "try" if tries == 1 else "tries"
+        raise EnvelopeError(f"{what} failed after {tries} {plural}: {problem}", kind=problem.kind,
+                            status=problem.status)
+
+    def _try(self, method, url, body, what):
+        """One request's decoded JSON; _Problem for a fault worth retrying, HubError otherwise."""
+        started = self.clock()
+        try:
+            # (connect, read): connecting and the first byte are each bounded by
+            # `timeout`; the body is bounded as a whole in _read_body.
+            response = self.session.request(method, url, json=body, stream=True,
+                                            timeout=(self.timeout, self.timeout))
+        except requests.Timeout:
+            raise _Problem(f"timed out after {self.timeout:g}s", "timeout") from None
+        except requests.RequestException as error:
+            raise _Problem(f"could not connect ({type(error).__name__})", "network") from None
+        with response:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                raise _Problem(f"HTTP {status}", "http", status,
+                               parse_retry_after(response.headers.get("Retry-After")))
+            if status >= 400:
+                raise HubError(f"{what} answered HTTP {status}", kind="http", status=status)
+            self._read_body(response, started, what)
+        try:
+            return self._decode(response, what)
+        except (ValueError, RecursionError, requests.RequestException):
+            raise _Problem("an answer that is not JSON (or was cut short)", "envelope",
+                           status) from None
+
+    def _read_body(self, response, started, what):
+        """Read the (decoded) body into the response, within the deadline and the size cap."""
+        cap = self.max_answer_bytes
+        declared = response.headers.get("Content-Length", "")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if declared.isdigit() and int(declared) > cap and not encoded:
+            raise self._too_large(what, response.status_code)
+        buffer = bytearray()
+        try:
+            while True:
+                # read1 returns as soon as any bytes arrive, and inflates at most
+                # READ_CHUNK at a time, so a drip or a gzip bomb never holds us.
+                chunk = response.raw.read1(READ_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                buffer += chunk
+                if len(buffer) > cap:
+                    raise self._too_large(what, response.status_code)
+                if self.clock() - started > self.timeout:
+                    raise _Problem(f"answer took longer than {self.timeout:g}s", "timeout",
+                                   response.status_code)
+                self._check_stop()
+        except urllib3.exceptions.ReadTimeoutError:
+            raise _Problem(f"timed out after {self.timeout:g}s", "timeout",
+                           response.status_code) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise _Problem(f"the answer was cut short ({type(error).__name__})", "network",
+                           response.status_code) from None
+        # Hand the bytes to requests so `.json()` and `.text` decode as before.
+        response._content = bytes(buffer)
+        response._content_consumed = True
+
+    def _too_large(self, what, status):
+        # Not retried: the same request would most likely get the same answer.
+        return HubError(f"{what}: answer too large (over {self.max_answer_bytes:,} bytes)",
+                        kind="too_large", status=status)
 
     def _decode(self, response, what):
         try:
@@ -172,21 +295,23 @@ class Fetcher:
 
 
 def check_envelope(payload):
-    """None when a hub answer is a success envelope, else a one-line reason.
+    """None when a hub answer is a success envelope, else a one-line reason (docs/modelscope-api.md §12)."""
+    return envelope_problem(payload)[1]
 
-    See docs/modelscope-api.md §12.
-    """
+
+def envelope_problem(payload):
+    """(kind, one-line reason) of an answer that is not a success envelope; (None, None) if it is."""
     if not isinstance(payload, dict):
-        return "an answer that is not a JSON object"
+        return "envelope", "an answer that is not a JSON object"
     success = payload.get("Success", payload.get("success"))
     code = payload.get("Code", payload.get("code"))
     if success is not True or code not in (200, "200", 0, "0", None):
         message = payload.get("Message") or payload.get("message") or ""
         message = json.dumps(str(message)[:120], ensure_ascii=False)
-        return f"Success: false (Code {code!r}, Message {message})"
+        return "success_false", f"Success: false (Code {code!r}, Message {message})"
     if "Data" not in payload:
-        return "an envelope without `Data`"
-    return None
+        return "envelope", "an envelope without `Data`"
+    return None, None
 
 
 def prune_deep_json(text, limit=MAX_JSON_DEPTH):

@@ -77,13 +77,12 @@ class _Probe:
         remaining = BUDGET - self.requests
         if remaining <= 0:
             raise BudgetSpent(f"not checked: the probe's budget of {BUDGET} requests is spent")
-        saved = fetcher.max_retries
         # Retries may not take the probe past its budget either.
-        fetcher.max_retries = max(0, min(saved, remaining - 1))
+        fetcher.max_requests = fetcher.requests_made + remaining
         try:
             return method(*args)
         finally:
-            fetcher.max_retries = saved
+            fetcher.max_requests = None
 
     def _list(self, **body):
         try:
@@ -126,7 +125,7 @@ class _Probe:
         checks = [envelope, *hub, probe_checks.check_models_list(listed)]
         if self.token_fetcher is not None:
             # Share the pause bookkeeping: both fetchers talk to one inference host.
-            self.token_fetcher._last_at.update(self.fetcher._last_at)
+            self.token_fetcher.pace_after(self.fetcher)
             checks.append(probe_checks.check_models_token(listed, self._fetch_listed(self.token_fetcher)))
         return checks
 

@@ -110,7 +110,8 @@ class Crawler:
     def _crawl(self, scope):
         try:
             fetcher = self.make_fetcher()
-            _stop_with(fetcher, self.stop)
+            # Its pauses wake and its next request refuses once the process stops.
+            fetcher.stop = self.stop
             log.info("starting the %s crawl", scope)
             result = crawl.crawl(self.db_path, fetcher, scope=scope, confirm=self.confirm,
                                  now=self.now, stop=self.stop)
@@ -170,21 +171,6 @@ class Crawler:
         if cleaned:
             log.warning("marked %d run(s) left running by an earlier process as failed", cleaned)
         return cleaned
-
-
-def _stop_with(fetcher, stop):
-    """Make the fetcher's pauses and retries end as soon as `stop` is set."""
-    # Event.wait sleeps like time.sleep but wakes when the process shuts down;
-    # a request after that ends the crawl as incomplete instead of retrying on.
-    fetcher.sleep = stop.wait
-    request = fetcher.session.request
-
-    def request_unless_stopping(*args, **kwargs):
-        if stop.is_set():
-            raise crawl.Stopped()
-        return request(*args, **kwargs)
-
-    fetcher.session.request = request_unless_stopping
 
 
 def last_live_run_at(db_path):

@@ -28,7 +28,9 @@ token_listed_ids. See ``DEFAULT_SWITCHES``.
 
 from __future__ import annotations
 
+import functools
 import gc
+import gzip
 import json
 import socket
 import struct
@@ -823,6 +825,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 payload = self.hub.dolphin_response({})
             self._send(200, payload, truncate=True)
+        elif kind in WIRE_FAULTS:
+            _send_wire_fault(self, kind)
         elif kind == "reset":
             self.close_connection = True
             try:
@@ -830,3 +834,54 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.close()
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------
+# Hostile wire faults (issue 14): answers that never end, or end far too big.
+#   drip      - headers, then one byte of a 2 KB body every 0.5 s
+#   gzip_bomb - a gzip body (~1 MB on the wire) that inflates to 1 GB of spaces
+#   endless   - a chunked body of spaces that never ends
+# --------------------------------------------------------------------------
+WIRE_FAULTS = ("drip", "gzip_bomb", "endless")
+FAULT_KINDS = FAULT_KINDS + WIRE_FAULTS
+DRIP_INTERVAL = 0.5
+BOMB_BYTES = 1024 ** 3
+
+
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """1 GB of spaces as 1,024 concatenated gzip members of 1 MB each (built once)."""
+    member = gzip.compress(b" " * (1024 * 1024), compresslevel=9)
+    return member * (BOMB_BYTES // (1024 * 1024))
+
+
+def _send_wire_fault(handler: _Handler, kind: str) -> None:
+    hub = handler.hub
+    handler.close_connection = True
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json;charset=UTF-8")
+    if kind == "drip":
+        body = json.dumps({"Code": 200, "Success": True, "Data": {"pad": " " * 2000}}).encode()
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.flush()
+        for n in range(len(body)):
+            handler.wfile.write(body[n:n + 1])
+            handler.wfile.flush()
+            if hub._stop.wait(DRIP_INTERVAL):
+                return
+    elif kind == "gzip_bomb":
+        body = gzip_bomb()
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+    else:  # endless
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        chunk = b" " * 65536
+        frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        while not hub._stop.is_set():
+            handler.wfile.write(frame)
+            handler.wfile.flush()
