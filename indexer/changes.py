@@ -5,26 +5,27 @@ from __future__ import annotations
 import csv
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
+from indexer.durations import EXAMPLES, parse_duration
 from indexer.track import EVENTS
 
-UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 FIELDS = ("id", "run_id", "at", "event", "model_id", "detail")
 
 
 def parse_since(text, now):
     """An aware UTC datetime from `7d`, `12h`, `30m`, `2w`, `2026-11-01` or an ISO timestamp."""
     value = (text or "").strip()
-    match = re.fullmatch(r"(\d+)\s*([mhdw])", value)
-    if match:
-        return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        pass
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is neither a duration like 7d, 12h, 30m, 2w "
+        raise ValueError(f"{text!r} is neither a duration like {EXAMPLES} "
                          "nor a date like 2026-11-01") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 

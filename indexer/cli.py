@@ -8,7 +8,8 @@ import sys
 import click
 
 from indexer import __version__
-from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
+from indexer.cli_common import build_fetcher, crawl_options, db_option, open_catalog, setup_logging
+from indexer.track import EVENTS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,18 +54,7 @@ class Progress:
 @click.option("--scope", type=click.Choice(["api", "full"]), default="api", show_default=True,
               help="api: the API-Inference set and the /models list (a few requests); "
                    "full: the whole hub.")
-@hub_options
-@click.option("--delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="Seconds to pause between two requests to one host.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Retries for a request that meets 429, 5xx, a timeout or a bad answer.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds one answer may take in all: connecting, headers and body.")
-@click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
-              envvar="INDEXER_CONFIRM",
-              help="Consecutive complete crawls a model must be missing from before "
-                   "removed, api_disabled or unlisted is recorded (env INDEXER_CONFIRM).")
-@click.option("-v", "--verbose", is_flag=True, help="Log every retry and request detail.")
+@crawl_options
 def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, confirm, verbose):
     """Crawl the ModelScope hub into the catalog, flagging the models API-Inference serves."""
     from indexer import crawl as crawling
@@ -95,8 +85,7 @@ def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, c
 @click.option("--since", help="Only events since a duration ago (7d, 12h, 30m, 2w) or a date "
                               "(2026-11-01).")
 @click.option("--event", "event_names", multiple=True,
-              type=click.Choice(["added", "removed", "returned", "api_enabled", "api_disabled",
-                                 "listed", "unlisted", "changed"]),
+              type=click.Choice(EVENTS),
               help="Only these events; repeat for several.")
 @click.option("--task", help="Only models with this task, e.g. text-generation.")
 @click.option("--owner", help="Only models of this owner (case-sensitive), e.g. Qwen.")
@@ -113,13 +102,10 @@ def changes(db_path, since, event_names, task, owner, limit, fmt):
             since = listing.parse_since(since, store.utc_now())
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="'--since'") from None
-    try:
-        db = store.open_db(db_path, create=False)
-    except store.CatalogError as error:
-        raise click.ClickException(str(error)) from None
-    records = listing.iter_events(db, since=since, events=event_names, task=task, owner=owner,
-                                  limit=limit)
-    listing.write_events(records, fmt, sys.stdout)
+    with open_catalog(db_path) as db:
+        records = listing.iter_events(db, since=since, events=event_names, task=task, owner=owner,
+                                      limit=limit)
+        listing.write_events(records, fmt, sys.stdout)
 
 
 def _register_commands():

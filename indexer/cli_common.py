@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -36,6 +38,44 @@ def hub_options(func):
                         envvar="MODELSCOPE_HUB_URL",
                         help="Base URL of the ModelScope hub (env MODELSCOPE_HUB_URL).")(func)
     return func
+
+
+def crawl_options(func):
+    """The options every crawl takes, whether run once (`crawl`) or on a schedule (`serve`, `schedule`)."""
+    options = [
+        hub_options,
+        click.option("--delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="Seconds to pause between two requests to one host."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
+                     help="Retries for a request that meets 429, 5xx, a timeout or a bad answer."),
+        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                     help="Seconds one answer may take in all: connecting, headers and body."),
+        click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
+                     envvar="INDEXER_CONFIRM",
+                     help="Consecutive complete crawls a model must be missing from before "
+                          "removed, api_disabled or unlisted is recorded (env INDEXER_CONFIRM)."),
+        click.option("-v", "--verbose", is_flag=True, help="Log every retry and request detail."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@contextmanager
+def open_catalog(db_path):
+    """The open catalog for a read-only command, every catalog or SQLite error one `Error:` line."""
+    from indexer import store
+
+    try:
+        db = store.open_db(db_path, create=False)
+    except store.CatalogError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        yield db
+    except sqlite3.Error as error:
+        raise click.ClickException(store.describe_db_error(db_path, error)) from None
+    finally:
+        db.conn.close()
 
 
 def build_fetcher(hub_url, inference_url, delay=0.5, max_retries=4, timeout=30.0):

@@ -5,30 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import sys
-from contextlib import closing, contextmanager
+from contextlib import closing
 
 import click
 
 from indexer import check, export, store
-from indexer.cli_common import db_option
+from indexer.cli_common import db_option, open_catalog
 from indexer.modelid import visible
-
-
-@contextmanager
-def catalog(db_path):
-    """The open catalog, with every catalog or SQLite error turned into one `Error:` line."""
-    try:
-        db = store.open_db(db_path, create=False)
-    except store.CatalogError as error:
-        raise click.ClickException(str(error)) from None
-    try:
-        yield db
-    except sqlite3.Error as error:
-        raise click.ClickException(store.describe_db_error(db_path, error)) from None
-    finally:
-        db.conn.close()
 
 
 def warn_if_stale(db):
@@ -68,7 +52,7 @@ def export_command(db_path, all_models, tasks, owners, min_downloads, listed, se
     filters = export.Filters(all_models=all_models, listed=listed, tasks=tasks, owners=owners,
                              min_downloads=min_downloads, search=search, sort=sort, limit=limit)
     # closing(): the query's cursor is released before the catalog is closed.
-    with catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
+    with open_catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
         warn_if_stale(db)
         if output == "-":
             write_stdout(rows, fmt, raw_csv)
@@ -105,7 +89,7 @@ def check_command(db_path, fmt, suggest_for, ids):
     wanted = read_ids(ids, sys.stdin)
     if not wanted:
         raise click.UsageError("no model IDs given")
-    with catalog(db_path) as db:
+    with open_catalog(db_path) as db:
         warn_if_stale(db)
         results = check.check_ids(db, wanted, suggest_for=suggest_for)
     # Input that was not UTF-8 comes back as lone surrogates, and a terminal

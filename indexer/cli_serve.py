@@ -6,7 +6,8 @@ import logging
 
 import click
 
-from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
+from indexer.cli_common import build_fetcher, db_option, setup_logging
+from indexer.cli_common import crawl_options as shared_crawl_options
 
 
 def _checked_by(parser_name):
@@ -24,8 +25,8 @@ def _checked_by(parser_name):
     return check
 
 
-def crawl_options(func):
-    """The options of a scheduled crawl, as `indexer crawl` spells them."""
+def schedule_options(func):
+    """When scheduled crawls run, then the options of every crawl (cli_common.crawl_options)."""
     options = [
         click.option("--api-every", default="1h", show_default=True,
                      callback=_checked_by("parse_every"),
@@ -36,18 +37,7 @@ def crawl_options(func):
                      callback=_checked_by("parse_full_cron"),
                      help="When to crawl the whole hub: a crontab line in UTC+8 "
                           "(ModelScope's day), or `off`."),
-        hub_options,
-        click.option("--delay", type=click.FloatRange(min=0), default=0.5, show_default=True,
-                     help="Seconds to pause between two requests to one host."),
-        click.option("--max-retries", type=click.IntRange(min=0), default=4, show_default=True,
-                     help="Retries for a request that meets 429, 5xx, a timeout or a bad answer."),
-        click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-                     help="Seconds one answer may take in all: connecting, headers and body."),
-        click.option("--confirm", type=click.IntRange(min=1), default=2, show_default=True,
-                     envvar="INDEXER_CONFIRM",
-                     help="Consecutive complete crawls a model must be missing from before "
-                          "removed, api_disabled or unlisted is recorded (env INDEXER_CONFIRM)."),
-        click.option("-v", "--verbose", is_flag=True, help="Log every retry and request detail."),
+        shared_crawl_options,
     ]
     for option in reversed(options):
         func = option(func)
@@ -79,7 +69,7 @@ def build_crawler(db_path, hub_url, inference_url, delay, max_retries, timeout, 
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8001, show_default=True,
               help="Port to listen on (0 picks a free one).")
 @click.option("--no-schedule", is_flag=True, help="Only serve; crawl nothing.")
-@crawl_options
+@schedule_options
 def serve(db_path, host, port, no_schedule, api_every, full_cron, hub_url, inference_url, delay,
           max_retries, timeout, confirm, verbose):
     """Serve the catalog with Datasette and keep it fresh with scheduled crawls, in one process."""
@@ -99,7 +89,7 @@ def serve(db_path, host, port, no_schedule, api_every, full_cron, hub_url, infer
 
 @click.command()
 @db_option
-@crawl_options
+@schedule_options
 def schedule(db_path, api_every, full_cron, hub_url, inference_url, delay, max_retries, timeout,
              confirm, verbose):
     """Only run the scheduled crawls, for a catalog served some other way."""

@@ -16,6 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from indexer import crawl, store
+from indexer.durations import parse_duration
 
 log = logging.getLogger("indexer.schedule")
 
@@ -27,19 +28,15 @@ FULL_JITTER = 300
 # How long a stopping process waits for a crawl to record itself as incomplete.
 SHUTDOWN_WAIT = 60.0
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
 def parse_every(text):
     """`30m`, `1h`, `2h`, `1d` as a timedelta; ValueError for anything else or under a minute."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", str(text).lower())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 1h, 6h or 1d")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds < 60:
+    every = parse_duration(text)
+    if every < timedelta(minutes=1):
         raise ValueError(f"{text!r} is shorter than a minute")
-    return timedelta(seconds=seconds)
+    return every
 
 
 def parse_full_cron(text):

@@ -110,12 +110,14 @@ def test_full_cron_off_means_no_full_job(tmp_path):
 @pytest.mark.parametrize("text, expected", [
     ("30m", timedelta(minutes=30)), ("1h", timedelta(hours=1)), ("2h", timedelta(hours=2)),
     ("1d", timedelta(days=1)), ("90s", timedelta(seconds=90)), (" 6H ", timedelta(hours=6)),
+    # One duration parser for every command (issue 10): weeks read as they do for --since.
+    ("1w", timedelta(weeks=1)),
 ])
 def test_parse_every(text, expected):
     assert schedule.parse_every(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "1.5h", "-1h", "1w", "30s", "every hour"])
+@pytest.mark.parametrize("text", ["", "1", "h", "1.5h", "-1h", "30s", "every hour"])
 def test_parse_every_rejects(text):
     with pytest.raises(ValueError):
         schedule.parse_every(text)
