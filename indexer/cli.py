@@ -8,7 +8,14 @@ import sys
 import click
 
 from indexer import __version__
-from indexer.cli_common import build_fetcher, crawl_options, db_option, open_catalog, setup_logging
+from indexer.cli_common import (
+    build_fetcher,
+    catalog_to_crawl,
+    crawl_options,
+    db_option,
+    open_catalog,
+    setup_logging,
+)
 from indexer.track import EVENTS
 
 
@@ -61,6 +68,7 @@ def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, c
     from indexer import store
 
     setup_logging(verbose)
+    db_path = catalog_to_crawl(db_path)
     fetcher = build_fetcher(hub_url, inference_url, delay, max_retries, timeout)
     progress = Progress(enabled=sys.stderr.isatty())
     try:

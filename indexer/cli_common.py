@@ -66,6 +66,7 @@ def open_catalog(db_path):
     """The open catalog for a read-only command, every catalog or SQLite error one `Error:` line."""
     from indexer import store
 
+    db_path = store.catalog_for_reading(db_path)
     try:
         db = store.open_db(db_path, create=False)
     except store.CatalogError as error:
@@ -76,6 +77,18 @@ def open_catalog(db_path):
         raise click.ClickException(store.describe_db_error(db_path, error)) from None
     finally:
         db.conn.close()
+
+
+def catalog_to_crawl(db_path):
+    """The file a crawl writes for --db: the sample's live sibling when --db is the sample."""
+    from indexer import store
+
+    target = store.catalog_for_writing(db_path)
+    if target != db_path:
+        click.echo(f"{db_path} holds the embedded sample, which stays as it is: crawls write "
+                   f"{target}, which every command reads instead once a crawl there completes",
+                   err=True)
+    return target
 
 
 def build_fetcher(hub_url, inference_url, delay=0.5, max_retries=4, timeout=30.0):

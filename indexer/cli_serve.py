@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
-from indexer.cli_common import build_fetcher, db_option, setup_logging
+from indexer.cli_common import build_fetcher, catalog_to_crawl, db_option, setup_logging
 from indexer.cli_common import crawl_options as shared_crawl_options
 
 
@@ -77,11 +78,17 @@ def serve(db_path, host, port, no_schedule, api_every, full_cron, hub_url, infer
     from indexer import store
 
     setup_scheduler_logging(verbose)
-    crawler = None if no_schedule else build_crawler(db_path, hub_url, inference_url, delay,
-                                                     max_retries, timeout, confirm)
+    crawler = None if no_schedule else build_crawler(catalog_to_crawl(db_path), hub_url,
+                                                     inference_url, delay, max_retries, timeout,
+                                                     confirm)
     log = logging.getLogger("indexer.serve")
+    # An installed wheel run with no catalog here yet serves the sample it ships
+    # until a crawl completes; an explicit --db is taken at its word.
+    default_db = click.get_current_context().get_parameter_source("db_path") in (
+        click.core.ParameterSource.DEFAULT, None)
+    sample = serving.SAMPLE_PATH if default_db and not os.path.exists(db_path) else None
     try:
-        serving.run(db_path, host, port, crawler, api_every, full_cron,
+        serving.run(db_path, host, port, crawler, api_every, full_cron, sample=sample,
                     on_ready=lambda url: log.info("serving %s at %s", db_path, url))
     except (serving.ServeError, store.CatalogError) as error:
         raise click.ClickException(str(error)) from None
@@ -98,7 +105,8 @@ def schedule(db_path, api_every, full_cron, hub_url, inference_url, delay, max_r
     from indexer import schedule as scheduling
 
     setup_scheduler_logging(verbose)
-    crawler = build_crawler(db_path, hub_url, inference_url, delay, max_retries, timeout, confirm)
+    crawler = build_crawler(catalog_to_crawl(db_path), hub_url, inference_url, delay, max_retries,
+                            timeout, confirm)
     asyncio.run(scheduling.run_scheduler(crawler, api_every, full_cron))
 
 
@@ -111,7 +119,7 @@ def snapshot(path, db_path):
     from indexer import store
 
     try:
-        size = serving.write_snapshot(db_path, path)
+        size = serving.write_snapshot(store.catalog_for_reading(db_path), path)
     except store.CatalogError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"snapshot of {db_path} written to {path} ({size / 1e6:,.1f} MB)")

@@ -91,6 +91,8 @@ class Crawler:
         # and records itself as incomplete.
         self.stop = threading.Event()
         self._busy = threading.Lock()
+        # Called after each crawl that ran (serve uses it to swap in a live catalog).
+        self.after_crawl = None
 
     def run(self, scope):
         """Crawl `scope` now; the CrawlResult, or None when skipped or it could not start."""
@@ -100,9 +102,12 @@ class Crawler:
         try:
             if self.stop.is_set():
                 return None
-            return self._crawl(scope)
+            result = self._crawl(scope)
         finally:
             self._busy.release()
+        if result is not None and self.after_crawl is not None:
+            self.after_crawl()
+        return result
 
     def _crawl(self, scope):
         try:

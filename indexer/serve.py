@@ -76,12 +76,24 @@ def url_of(sock):
     return f"http://{host}:{port}/"
 
 
-async def serve(db_path, sock, crawler=None, api_every=None, full_cron=None, on_ready=None):
+async def serve(db_path, sock, crawler=None, api_every=None, full_cron=None, on_ready=None,
+                sample=None):
     """Serve the catalog on `sock` until SIGINT/SIGTERM, and the crawl jobs given a `crawler`."""
-    ds = site.build_datasette(db_path)
+    served = store.catalog_for_reading(db_path, sample)
+    # The embedded sample is served immutable: nothing may write it (issue 13).
+    ds = site.build_datasette(served, immutable=store.holds_sample(served))
     # `datasette serve` runs startup hooks on a loop it then closes
     # (docs/datasette.md §7.1); here everything shares this one loop.
     await ds.invoke_startup()
+    if crawler is not None:
+        loop = asyncio.get_running_loop()
+
+        def after_crawl():
+            # The crawl ran in its own thread; Datasette's databases change on the loop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(site.switch_catalog, ds, db_path, sample)
+
+        crawler.after_crawl = after_crawl
     config = uvicorn.Config(ds.app(), log_config=None)
     server = _Server(config, on_exit=crawler.stop.set if crawler is not None else None)
     jobs = (schedule.scheduling(crawler, api_every, full_cron) if crawler is not None
@@ -95,9 +107,16 @@ async def serve(db_path, sock, crawler=None, api_every=None, full_cron=None, on_
         await task
 
 
-def run(db_path, host, port, crawler=None, api_every=None, full_cron=None, on_ready=None):
-    """Bind, then serve until stopped; ServeError when the site cannot start."""
-    if not os.path.exists(db_path):
+def run(db_path, host, port, crawler=None, api_every=None, full_cron=None, on_ready=None,
+        sample=None):
+    """Bind, then serve until stopped; ServeError when the site cannot start.
+
+    `sample`: the packaged sample, served until `db_path` holds a complete crawl
+    (an installed wheel run where no catalog exists yet).
+    """
+    if sample is not None and not os.path.exists(sample):
+        sample = None
+    if not os.path.exists(db_path) and sample is None:
         if crawler is None:
             raise ServeError(f"no catalog at {db_path}: run `indexer crawl --db {db_path}` first")
         # The scheduler's first crawl fills it; until then the site shows empty tables.
@@ -107,7 +126,7 @@ def run(db_path, host, port, crawler=None, api_every=None, full_cron=None, on_re
             raise ServeError(str(error)) from None
     sock = bind_socket(host, port)
     try:
-        asyncio.run(serve(db_path, sock, crawler, api_every, full_cron, on_ready))
+        asyncio.run(serve(db_path, sock, crawler, api_every, full_cron, on_ready, sample))
     finally:
         sock.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -88,6 +89,21 @@ def build_datasette(db_path, immutable=False, settings=None):
     # Datasette given no files adds an in-memory database; the site has only the catalog.
     datasette.remove_database("_memory")
     return datasette
+
+
+def switch_catalog(datasette, db_path, sample=None):
+    """Serve the live catalog in the sample's place once a crawl there completed (issue 13)."""
+    from datasette.database import Database
+
+    from indexer import store
+
+    wanted = store.catalog_for_reading(db_path, sample)
+    current = datasette.databases.get(CATALOG_NAME)
+    if current is None or os.path.abspath(current.path) == os.path.abspath(wanted):
+        return False
+    datasette.remove_database(CATALOG_NAME)
+    datasette.add_database(Database(datasette, path=wanted, is_mutable=True), name=CATALOG_NAME)
+    return True
 
 
 def fit_page_sizes(metadata, max_rows):

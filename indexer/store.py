@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import urllib.parse
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -20,6 +21,71 @@ def utc_now():
 
 def iso(moment):
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+# The embedded sample ------------------------------------------------------
+# A catalog holding the sample is never written (it is a tracked file in the
+# checkout, and package data in a wheel): crawls of it go to its live sibling,
+# `catalog.live.db` beside `catalog.db`, and every reader switches to that file
+# once it holds a complete crawl (issue 13).
+
+
+def live_path(path):
+    """Where crawls of the sample catalog at `path` write: `X.live.db` beside `X.db`."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.live{ext or '.db'}"
+
+
+def _read_only(path):
+    # mode=ro on a rollback-journal file writes nothing, not even a -wal or -shm.
+    uri = "file:" + urllib.parse.quote(os.path.abspath(os.fspath(path))) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=5)
+
+
+def holds_sample(path):
+    """True when the file at `path` is the embedded sample (read without writing a byte)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        conn = _read_only(path)
+        try:
+            row = conn.execute("select value from catalog_info where key = 'sample'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == "1"
+
+
+def _has_complete_run(path):
+    try:
+        conn = _read_only(path)
+        try:
+            return conn.execute("select 1 from crawl_runs where status = 'complete' limit 1").fetchone() is not None
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+
+
+def catalog_for_writing(path):
+    """The file a crawl of `path` writes: its live sibling when `path` holds the sample."""
+    return live_path(path) if holds_sample(path) else os.fspath(path)
+
+
+def catalog_for_reading(path, sample=None):
+    """The file to read for `path`: the sample's live sibling once a crawl there completed.
+
+    With `sample` (the packaged sample, for an installed wheel), a `path` that has no
+    complete crawl yet is read as that sample until it has one.
+    """
+    if holds_sample(path):
+        live = live_path(path)
+        if os.path.exists(live) and _has_complete_run(live):
+            return live
+    elif sample is not None and not _has_complete_run(path) and os.path.exists(sample):
+        return os.fspath(sample)
+    return os.fspath(path)
 
 
 def open_db(path, create=True):
