@@ -112,7 +112,10 @@ def check_ids(db, ids, suggest_for=SUGGEST_FOR):
             continue
         row = found.get(given)
         status, note = classify(row)
-        if row and status != "unknown" and row["api_model_id"] and row["api_model_id"] != given:
+        # A kept callable ID names how to call a callable model only (issue 15): a
+        # model that left the API set keeps its old api_model_id in the row.
+        if (status in ("ok", "unlisted") and row["api_model_id"]
+                and row["api_model_id"] != given):
             note = "; ".join(filter(None, [f"call it as {row['api_model_id']}", note]))
         suggestions = []
         if status == "unknown":

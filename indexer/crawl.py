@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from indexer import fetch, parse, policy, stage, store, track
-from indexer.slices import Slicing
+from indexer.slices import Slicer
 
 SCOPES = ("api", "full")
 # New uploads have no downloads yet, so under this order they land at the tail
@@ -89,7 +89,7 @@ def acquire_lock(db_path):
     return handle
 
 
-class Crawl(Slicing):
+class Crawl:
     """One run: collect into the staging database, then merge in one transaction."""
 
     def __init__(self, db, fetcher, scope="api", confirm=2, progress=None,
@@ -107,17 +107,18 @@ class Crawl(Slicing):
         self.clock = clock
         self.now = now
         self.stop = stop
-        self.warnings = Counter()
+        self.warnings: Counter = Counter()
         self.pages = 0
-        self.depth_limit = None
-        self.total_all = None
-        self.api_total = None
-        self.task_list = None
-        self.slice_hit_depth = False
+        self.total_all: int | None = None
+        self.api_total: int | None = None
+        self.shortfalls: list[str] = []
         # Unique items (valid or skipped) staged so far; counting the staging
         # table each time would cost a scan per page at a million models.
         self.collected = 0
-        self.prefetch = None
+        self.slicer = Slicer(db, fetch_page=self._fetch_page, stage_page=self._stage_page,
+                             fetch_task_list=fetcher.fetch_task_list, warnings=self.warnings,
+                             sort=sort, collected=lambda: self.collected,
+                             expected=lambda: self.total_all, progress=self.progress)
 
     # Collecting ----------------------------------------------------------
 
@@ -206,7 +207,7 @@ class Crawl(Slicing):
             self.warnings["filter_guard_trips"] += 1
             raise GuardError(f"the hub ignored the API-Inference filter ({api_total:,} of "
                              f"{total_all:,} models came back); no flags were saved")
-        covered, api_total, _ = self.read_slice(api=True)
+        covered, api_total, _ = self.slicer.read_slice(api=True)
         self.api_total = api_total
         if not covered:
             self.shortfalls.append(f"API-Inference set: {stage.stage_count(self.db, 'api'):,} "
@@ -224,7 +225,7 @@ class Crawl(Slicing):
         """complete or incomplete, with the reason; drift and shortfalls make a run incomplete."""
         if self.scope == "full":
             final_total, _ = self.fetch_total()
-            collected = self._collected()
+            collected = self.collected
             if collected < final_total:
                 self.shortfalls.append(f"collected {collected:,} of {final_total:,} models")
         if self.shortfalls:
@@ -262,7 +263,7 @@ class Crawl(Slicing):
             self.collect_api()
             self.collect_listed()
             if self.scope == "full":
-                self.collect_full()
+                self.slicer.collect_full()
             status, error = self._decide()
         except (KeyboardInterrupt, SystemExit) as stop:
             status, error, interrupted = "incomplete", "interrupted", stop
@@ -321,8 +322,7 @@ class Crawl(Slicing):
                 pass
         finally:
             stage.detach_stage(self.db)
-            if self.prefetch is not None:
-                self.prefetch.shutdown(wait=False)
+            self.slicer.close()
         result.seconds = self.clock() - t0
         return result
 

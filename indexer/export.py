@@ -73,8 +73,11 @@ def build_export_query(filters):
         where.append("(model_id like ? escape '\\' or name like ? escape '\\' "
                      "or chinese_name like ? escape '\\')")
         params.extend([like_pattern(text)] * 3)
-    sql = ("select coalesce(api_model_id, model_id) as model_id, owner, tasks, downloads, likes, "
-           "api_inference, in_inference_list, url from models")
+    # With --all, a model nobody can call keeps its hub ID: api_model_id outlives
+    # the model's API badge in the row, so it is no sign of a callable ID (issue 15).
+    sql = ("select case when api_inference = 1 or in_inference_list = 1 "
+           "then coalesce(api_model_id, model_id) else model_id end as model_id, "
+           "owner, tasks, downloads, likes, api_inference, in_inference_list, url from models")
     if where:
         sql += " where " + " and ".join(where)
     order = list(SORTS[filters.sort])

@@ -1,14 +1,19 @@
 """Reading the hub's list in slices: paging, depth limits, and partitioning a full crawl.
 
-A mixin for crawl.Crawl, which holds the state these methods share (the
-fetcher, the staging database, counters). Split out because partitioning is
-its own concern: docs/modelscope-api.md §2.4 says deep paging may stop before TotalCount.
+Touches the staging database (through `stage`) and the hub only through the
+callables it is given. Its own concern because docs/modelscope-api.md §2.4 says
+deep paging may stop before TotalCount; crawl.Crawl owns one and orchestrates.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import sqlite_utils
 
 from indexer import fetch, parse, stage
 
@@ -18,8 +23,40 @@ PAGE_SIZE = 100
 OTHER_SORTS = ("StarsCount", "GmtModified", "Default")
 
 
-class Slicing:
+# One parsed page: (items, TotalCount, FiledAgg).
+Page = tuple[list[Any], int, dict]
+
+
+class Slicer:
     """Slices of the hub's list: one query paged to its end, or partitioned when too deep."""
+
+    def __init__(self, db: sqlite_utils.Database, fetch_page: Callable[[dict], Page],
+                 stage_page: Callable[..., int], fetch_task_list: Callable[[], Any],
+                 warnings: Counter, sort: str, collected: Callable[[], int],
+                 expected: Callable[[], int | None],
+                 progress: Callable[..., None] = lambda **_: None) -> None:
+        """`fetch_page(body)` asks the hub for one page; `stage_page(items, api=)` stages it and
+        returns how many items are new to the slice; `collected()` and `expected()` are the
+        crawl's count of staged items and the hub's unfiltered TotalCount."""
+        self.db = db
+        self.fetch_page = fetch_page
+        self.stage_page = stage_page
+        self.fetch_task_list = fetch_task_list
+        self.warnings = warnings
+        self.sort = sort
+        self.collected = collected
+        self.expected = expected
+        self.progress = progress
+        # Learnt while paging: the offset past which the hub returns nothing.
+        self.depth_limit: int | None = None
+        self.slice_hit_depth = False
+        self.task_list: list[str] | None = None
+        self.prefetch: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Let go of the prefetch thread."""
+        if self.prefetch is not None:
+            self.prefetch.shutdown(wait=False)
 
     def read_slice(self, tasks=None, orgs=None, api=False, sort=None, fresh=True):
         """Page one query to its end or the hub's depth limit; returns (covered, total, facets)."""
@@ -28,7 +65,7 @@ class Slicing:
         sort = sort or self.sort
         total, facets, page = None, {}, 1
         self.slice_hit_depth = False
-        ahead = None  # the next page, already asked for while this one is staged
+        ahead: Future[Page] | None = None  # the next page, already asked for while this one is staged
         try:
             while True:
                 offset = (page - 1) * PAGE_SIZE
@@ -40,7 +77,7 @@ class Slicing:
                         items, page_total, page_facets = ahead.result()
                         ahead = None
                     else:
-                        items, page_total, page_facets = self._fetch_page(fetch.models_body(
+                        items, page_total, page_facets = self.fetch_page(fetch.models_body(
                             page=page, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
                             api_only=api))
                 except fetch.EnvelopeError as error:
@@ -54,11 +91,11 @@ class Slicing:
                 if self._more_after(offset, items, total):
                     # One request at a time still, paced by --delay; the hub's
                     # answer time now overlaps our parsing and staging.
-                    ahead = self._pool().submit(self._fetch_page, fetch.models_body(
+                    ahead = self._pool().submit(self.fetch_page, fetch.models_body(
                         page=page + 1, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
                         api_only=api))
-                new = self._stage_page(items, api=api)
-                self.progress(models=self.collected, expected=self.total_all)
+                new = self.stage_page(items, api=api)
+                self.progress(models=self.collected(), expected=self.expected())
                 if offset + len(items) >= total:
                     break
                 if not items or len(items) < PAGE_SIZE or (new == 0 and page > 1):
@@ -125,7 +162,7 @@ class Slicing:
         covered, total, facets = self.read_covered()
         if covered:
             return
-        done = set()
+        done: set[str] = set()
         self._collect_tasks(facets, done)
         # Models with no task never appear under a task filter (§2.4): reach the
         # rest through organisation slices, most models first.
@@ -173,17 +210,14 @@ class Slicing:
         """One page tells the slice's total; page on only when we lack some of it."""
         stage.reset_slice(self.db)
         body = fetch.models_body(page=1, page_size=PAGE_SIZE, sort=self.sort, tasks=tasks, orgs=orgs)
-        items, total, facets = self._fetch_page(body)
-        self._stage_page(items)
+        items, total, facets = self.fetch_page(body)
+        self.stage_page(items)
         if known >= total or len(items) >= total:
             return True, total, facets
         return self.read_covered(tasks=tasks, orgs=orgs)
 
     def _have_all(self):
-        return self._collected() >= (self.total_all or 0)
-
-    def _collected(self):
-        return self.collected
+        return self.collected() >= (self.expected() or 0)
 
     def _tasks(self, facets):
         """Task names: the hub's facet counts, else its task list, plus every task seen so far."""
@@ -192,12 +226,10 @@ class Slicing:
             if self.task_list is None:
                 self.task_list = []
                 try:
-                    self.task_list = parse.parse_task_list(self.fetcher.fetch_task_list())
+                    self.task_list = parse.parse_task_list(self.fetch_task_list())
                 except fetch.HubError as error:
                     self.warnings["task_list_unavailable"] += 1
                     log.info("no task list (%s); using the tasks seen so far", error)
             names = list(self.task_list)
         seen = stage.stage_tasks(self.db)
         return names + [t for t in seen if t not in names]
-
-    # The run -------------------------------------------------------------

@@ -23,7 +23,8 @@ Switches (keyword arguments; also plain attributes, changeable at run time)
 honoured_sorts, facets_tasks_orgs, filed_agg, max_offset, depth_style, layout,
 ignore_inference_filter, ignore_task_filter, ignore_org_filter,
 timestamps_as_strings, backend_support_as_string, tasks_endpoint,
-token_listed_ids. See ``DEFAULT_SWITCHES``.
+token_listed_ids, real_shape (on by default: items and FiledAgg as the real hub
+shapes them), placeholder_tasks, default_order, recorded. See ``DEFAULT_SWITCHES``.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ DEFAULT_SWITCHES: dict[str, Any] = {
     # Items and FiledAgg shaped as the real hub sends them (issue 15, §2.2-2.3 real
     # capture): sorted keys, `"_": null`, `Tasks: null` for no task, JSON-string
     # AigcAttributes/ApplyMeta, Go's zero CertificationCreatedTime, lower-cased
-    # FiledAgg values. False serves the catalog's items as they are.
-    "real_shape": False,
+    # FiledAgg values. On by default so every test runs on real-shaped data;
+    # False serves the catalog's items as they are (the shape before issue 15).
+    "real_shape": True,
     # Taskless items send a placeholder task ({"Name": "", "Id": 0, ...}) instead
     # of `Tasks: null`; the real hub does both, the share is unknown (§2.3).
     "placeholder_tasks": False,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from indexer import check, export, modelid, parse
+from indexer import check, export, modelid, parse, site
 from indexer.cli_export import check_command, export_command
 from tests.test_export import db, db_path, model, run  # noqa: F401 - fixtures and helpers
 
@@ -158,3 +158,40 @@ def test_a_huge_name_has_its_own_skip_reason():
     rows, skipped = parse.parse_models([{"Path": "o", "Name": "x" * 100_000},
                                         {"Path": "p" * 301, "Name": "n"}, {"Path": "o"}])
     assert (rows, dict(skipped)) == ([], {"long_name": 1, "long_path": 1, "missing_name": 1})
+
+
+def test_a_model_that_left_the_api_set_has_no_callable_id(tmp_path, catalog, make_hub):
+    # Issue 15: api_model_id outlives the model's API badge in its row (an API
+    # crawl never restages a model that left the set), so no surface may read a
+    # non-null api_model_id as "callable".
+    from indexer import store
+    from tests.helpers import models, run_crawl
+
+    catalog.update("Qwen/Qwen-Image", BackendSupport={"model_id": "Qwen/qwen-image-callable"})
+    hub = make_hub(catalog)
+    path = tmp_path / "catalog.db"
+    assert run_crawl(path, hub).status == "complete"
+    catalog.set_api("Qwen/Qwen-Image", False)
+    assert [run_crawl(path, hub).status for _ in range(2)] == ["complete", "complete"]
+    row = models(path)["Qwen/Qwen-Image"]
+    assert (row["api_inference"], row["in_inference_list"], row["api_model_id"]) == (
+        0, 0, "Qwen/qwen-image-callable")
+    catalog_db = store.open_db(path, create=False)
+    try:
+        assert check.check_ids(catalog_db, ["Qwen/Qwen-Image", "Qwen/qwen-image-callable"]) == [
+            {"id": "Qwen/Qwen-Image", "status": "not-api", "model_id": "Qwen/Qwen-Image",
+             "note": None, "suggestions": []},
+            {"id": "Qwen/qwen-image-callable", "status": "unknown", "model_id": None,
+             "note": None, "suggestions": check.suggest(catalog_db, "Qwen/qwen-image-callable")},
+        ]
+        exported = [r for r in export.iter_export_rows(catalog_db, export.Filters(all_models=True))
+                    if r["url"] == row["url"]]
+        assert [r["model_id"] for r in exported] == ["Qwen/Qwen-Image"]
+    finally:
+        catalog_db.conn.close()
+    # The site's check_model_id names no callable ID other than the model's own.
+    from tests.test_site import get_json, q
+    answer = get_json(site.build_datasette(path),
+                      f"/catalog/check_model_id.json?{q(id='Qwen/Qwen-Image')}&_shape=array")
+    assert [(r["match"], r["model_id"], r["callable_id"], r["status"]) for r in answer] == [
+        ("exact", "Qwen/Qwen-Image", "Qwen/Qwen-Image", "not-api")]

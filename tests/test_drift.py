@@ -158,6 +158,28 @@ def test_api_items_without_a_callable_id_are_counted(tmp_path, catalog, make_hub
     assert (row["api_inference"], row["api_model_id"]) == (1, None)
 
 
+def test_the_full_sweep_keeps_the_callable_ids_of_api_items(tmp_path, catalog, make_hub):
+    # The sweep restages every item without the API filter, where BackendSupport.model_id
+    # is no callable ID (issue 15); Crawl._keep_callable_ids keeps it for the items
+    # already staged as API-Inference or listed by /models.
+    victim = sorted(mid for mid in catalog.api_ids
+                    if catalog.get(mid).get("SupportApiInference") is not True)[0]
+    catalog.update(victim, BackendSupport={"model_id": "Callable/Other-ID"})
+    db_path = tmp_path / "catalog.db"
+    result = run_crawl(db_path, make_hub(catalog), scope="full")
+    assert result.status == "complete", result.summary()
+    callable_ = catalog.api_ids | set(catalog.listed_ids)
+    expected = {mid: parse.parse_backend_model_id(catalog.get(mid).get("BackendSupport"))
+               if mid in callable_ or catalog.get(mid).get("SupportApiInference") is True else None
+               for mid in catalog.model_ids() if catalog.get(mid).get("Path")}
+    stored = {mid: row["api_model_id"] for mid, row in models(db_path).items() if mid in expected}
+    assert stored == expected
+    assert stored[victim] == "Callable/Other-ID"
+    # Kept for the API items that do not say SupportApiInference, as well as the others.
+    assert sum(1 for mid in catalog.api_ids if stored.get(mid)
+               and catalog.get(mid).get("SupportApiInference") is not True) > 10
+
+
 @pytest.mark.parametrize("max_offset", [None, 100])
 def test_items_missing_fields_they_used_to_carry_are_counted_once(tmp_path, make_hub, max_offset):
     catalog = build_catalog()

@@ -405,7 +405,7 @@ def test_filed_agg(make_hub, s):
     assert set(env["Data"]) == {"Model", "Source", "Target"}
 
     full = put(s, make_hub(cat, facets_tasks_orgs=True), {"PageSize": 1})["Data"]["FiledAgg"]
-    assert full["organizations"] == _agg(cat.items, lambda it: [it.get("Path")])
+    assert full["organizations"] == _agg(cat.items, lambda it: [(it.get("Path") or "").lower()])
     assert sum(x["Count"] for x in full["organizations"]) == 299  # one item lacks Path
 
 
@@ -537,7 +537,7 @@ def test_served_value_quirk_switches(make_hub, s):
     by = {it["Id"]: it for it in plain}
     assert by[cat.get(STRING_BACKEND_ID)["Id"]]["BackendSupport"] == '{"model_id": "ZhipuAI/GLM-4.6"}'
     assert sum(isinstance(it["CreatedTime"], str) for it in plain) == 3
-    assert plain == json.loads(json.dumps(expected(cat, lambda it: True)))
+    assert plain == json.loads(json.dumps([real_shaped(it) for it in expected(cat, lambda it: True)]))
 
     strs, _ = crawl(s, make_hub(cat, timestamps_as_strings=True))
     assert all(isinstance(it["CreatedTime"], str) and isinstance(it["LastUpdatedTime"], str) for it in strs)
@@ -552,6 +552,59 @@ def test_served_value_quirk_switches(make_hub, s):
         else:
             assert "BackendSupport" not in b
     assert cat.get(ANCHOR_ID)["BackendSupport"] == {"model_id": ANCHOR_ID}  # catalog untouched
+
+
+def real_shaped(item, tasks_when_none=None):
+    """`item` as the real hub shapes it (issue 15, docs/modelscope-api.md §2.3 real capture)."""
+    out = {"AigcAttributes": "{}", "ApplyMeta": "{}", "CertificationCreatedTime": -62135596800,
+           "MuseInfo": None, "OfficialTags": None, "TriggerWords": None, "_": None, **item}
+    if out.get("Tasks") == []:
+        out["Tasks"] = tasks_when_none
+    return dict(sorted(out.items()))
+
+
+def test_items_follow_the_real_shape_by_default(make_hub, s):
+    cat = build_catalog()
+    plain = expected(cat, lambda it: True)
+    served, _ = crawl(s, make_hub(cat))
+    assert served == json.loads(json.dumps([real_shaped(it) for it in plain]))
+    assert [list(it) == sorted(it) for it in served] == [True] * len(served)
+    assert sum(it["Tasks"] is None for it in served) == sum(it["Tasks"] == [] for it in plain) == 24
+    # Parsing a real-shaped item gives the row of the catalog's own item.
+    from indexer import parse
+    assert [parse.parse_model(it) for it in served if it.get("Path") and it.get("Name")] == [
+        parse.parse_model(it) for it in plain if it.get("Path") and it.get("Name")]
+    # real_shape=False serves the catalog's items as they are.
+    old, _ = crawl(s, make_hub(cat, real_shape=False))
+    assert old == json.loads(json.dumps(plain))
+    assert cat.items[0].keys() == build_catalog().items[0].keys()  # catalog untouched
+
+
+def test_placeholder_tasks_switch(make_hub, s):
+    cat = build_catalog()
+    plain = expected(cat, lambda it: True)
+    served, _ = crawl(s, make_hub(cat, placeholder_tasks=True))
+    placeholder = {"ChineseName": "", "Description": "", "DomainName": "", "Id": 0,
+                   "IsExhibition": False, "IsHot": 0, "IsLeaf": False, "IsLoginRequired": False,
+                   "IsRetrieval": False, "Level": 0, "Name": "", "ParentId": 0, "ParentTask": None,
+                   "Sorting": 0, "SupportWidgets": False, "TaskAlias": "", "WidgetConfig": "",
+                   "WidgetType": ""}
+    assert served == json.loads(json.dumps([real_shaped(it, [placeholder]) for it in plain]))
+    # A placeholder is no task: it is neither a filter value nor a facet value.
+    hub = make_hub(cat, placeholder_tasks=True)
+    assert total(put(s, hub, {"Criterion": [crit("tasks", "")]})) == 0
+    env = put(s, make_hub(cat, placeholder_tasks=True, facets_tasks_orgs=True), {"PageSize": 1})
+    assert "" not in {e["Value"] for e in env["Data"]["FiledAgg"]["tasks"]}
+
+
+@pytest.mark.parametrize("order, sort, key", [
+    ("created", "Default", "CreatedTime"), ("given", "Default", None),
+    ("given", "DownloadsCount", "Downloads"), ("given", "GmtModified", "LastUpdatedTime")])
+def test_default_order_switch(make_hub, s, order, sort, key):
+    cat = build_catalog()
+    got, _ = crawl(s, make_hub(cat, default_order=order), {"SortBy": sort})
+    want = list(cat.items) if key is None else expected(cat, lambda it: True, key)
+    assert ids(got) == ids(want)
 
 
 # ---------------------------------------------------------------------------
