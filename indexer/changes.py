@@ -7,6 +7,7 @@ import json
 import re
 from datetime import date, datetime, timedelta, timezone
 
+from indexer.status import headline
 from indexer.track import EVENTS
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -62,6 +63,8 @@ def describe(detail):
     """A short human reading of an event's detail for the text format."""
     if not detail:
         return ""
+    if "reason" in detail and "new" in detail:
+        return f"{headline(detail['new'])} ({detail.get('old')} -> {detail['new']}: {detail['reason']})"
     if "field" in detail:
         old, new = (json.dumps(detail.get(k), ensure_ascii=False) for k in ("old", "new"))
         return f"{detail['field']}: {old} -> {new}"

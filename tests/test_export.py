@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from indexer import check, export, store
+from indexer import check, export, status, store
 from indexer.cli_export import check_command, export_command
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -18,6 +18,12 @@ def model(model_id, downloads=None, likes=None, tasks=("text-generation",), api=
           api_model_id=None, updated_at=None, removed_at=None, chinese_name=None,
           description=None, tags=()):
     owner, name = model_id.split("/")
+    kind = status.kind_of(tasks)
+    # What the merge stores (schema.derive_columns); the rule is tested in test_status.py.
+    answer, reason = status.decide(removed=removed_at is not None, badge=bool(api),
+                                   listed=bool(listed), kind=kind)
+    if removed_at:
+        reason = f"it is gone from the hub (since {removed_at[:10]})"
     return {
         "model_id": model_id, "owner": owner, "name": name, "chinese_name": chinese_name,
         "description": description,
@@ -31,6 +37,7 @@ def model(model_id, downloads=None, likes=None, tasks=("text-generation",), api=
         "url": f"https://modelscope.cn/models/{model_id}",
         "first_seen_at": "2026-01-01T00:00:00+00:00", "last_seen_at": "2026-05-01T00:00:00+00:00",
         "removed_at": removed_at,
+        "kind": kind, "status": answer, "status_reason": reason,
     }
 
 

@@ -44,7 +44,12 @@ def fresh_copy(source, path):
     with store.transaction(db):
         for table in DATA_TABLES:
             if table != "facet_counts":
-                conn.execute(f"insert into {table} select * from old.{table}")
+                columns = ", ".join(r[1] for r in conn.execute(f"pragma old.table_info({table})"))
+                conn.execute(f"insert into {table} ({columns}) select {columns} from old.{table}")
+        # What migration 4 stores from the old columns, the merge stores for a new row.
+        schema.derive_columns(conn)
+        conn.execute("update model_tracking set status = (select m.status from models m "
+                     "where m.model_id = model_tracking.model_id)")
     conn.execute("detach database old")
     return db
 
