@@ -248,6 +248,10 @@ def _status_and_capabilities(db: sqlite_utils.Database) -> None:
     # Views depending on `status` could not exist before this step.
     _create_views(db)
     derive_columns(db.conn)
+    # The status the event log starts from: without it the first status change
+    # after an upgrade would go unannounced (track._announce_status skips NULL).
+    db.conn.execute("update model_tracking set status = (select m.status from models m "
+                    "where m.model_id = model_tracking.model_id)")
 
 
 def derive_columns(conn) -> int:

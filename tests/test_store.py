@@ -61,6 +61,7 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     before = sqlite3.connect(old)
     assert before.execute("pragma user_version").fetchone() == (2,)
     old_rows = {t: table_rows(before, t) for t in DATA_TABLES}
+    old_columns = {t: [r[1] for r in before.execute(f"pragma table_info({t})")] for t in DATA_TABLES}
     before.close()
 
     upgraded = store.open_db(old)
@@ -68,7 +69,15 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     assert master(upgraded.conn) == master(fresh.conn)
     assert schema.schema_version(upgraded) == schema.schema_version(fresh) == schema.SCHEMA_VERSION
     for table in DATA_TABLES:
-        assert table_rows(upgraded.conn, table) == table_rows(fresh.conn, table) == old_rows[table]
+        assert table_rows(upgraded.conn, table) == table_rows(fresh.conn, table)
+        # The old columns keep the old values; migration 4 only appends columns.
+        columns = ", ".join(old_columns[table])
+        assert sorted(upgraded.conn.execute(f"select {columns} from {table}").fetchall(),
+                      key=repr) == old_rows[table]
+    # Migration 4 stored the rule's answer on every model and the tracking row.
+    assert upgraded.conn.execute(
+        "select count(*) from models m join model_tracking t using (model_id) "
+        "where m.status is null or m.kind is null or t.status is not m.status").fetchone() == (0,)
     for text in ("qwen", "Qwen", "chat", "模型"):
         assert search(upgraded.conn, text) == search(fresh.conn, text)
     assert search(upgraded.conn, "qwen")  # the rebuilt index finds something at all
