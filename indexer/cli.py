@@ -9,6 +9,7 @@ import click
 
 from indexer import __version__
 from indexer.cli_common import build_fetcher, db_option, hub_options, setup_logging
+from indexer.track import EVENTS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,8 +96,7 @@ def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, c
 @click.option("--since", help="Only events since a duration ago (7d, 12h, 30m, 2w) or a date "
                               "(2026-11-01).")
 @click.option("--event", "event_names", multiple=True,
-              type=click.Choice(["added", "removed", "returned", "api_enabled", "api_disabled",
-                                 "listed", "unlisted", "changed"]),
+              type=click.Choice(list(EVENTS)),
               help="Only these events; repeat for several.")
 @click.option("--task", help="Only models with this task, e.g. text-generation.")
 @click.option("--owner", help="Only models of this owner (case-sensitive), e.g. Qwen.")
