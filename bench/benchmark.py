@@ -107,7 +107,8 @@ def catalog_counts(path):
     try:
         one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         return {"models": one("select count(*) from models"),
-                "api_models": one("select count(*) from models where api_inference = 1"),
+                # What the api_models view lists: the IDs that will work (issue 11).
+                "api_models": one("select count(*) from models where status = 'ok'"),
                 "events": one("select count(*) from model_events"),
                 "stats": one("select count(*) from model_stats"),
                 "runs": [dict(zip(("id", "status", "error"), row)) for row in

@@ -8,6 +8,7 @@ import re
 from datetime import date, datetime, timezone
 
 from indexer.durations import EXAMPLES, parse_duration
+from indexer.status import headline
 from indexer.track import EVENTS
 
 FIELDS = ("id", "run_id", "at", "event", "model_id", "detail")
@@ -63,6 +64,8 @@ def describe(detail):
     """A short human reading of an event's detail for the text format."""
     if not detail:
         return ""
+    if "reason" in detail and "new" in detail:
+        return f"{headline(detail['new'])} ({detail.get('old')} -> {detail['new']}: {detail['reason']})"
     if "field" in detail:
         old, new = (json.dumps(detail.get(k), ensure_ascii=False) for k in ("old", "new"))
         return f"{detail['field']}: {old} -> {new}"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 
+from indexer import status as status_rule
 from indexer.export import MIN_FTS_CHARS, fts_phrase
 from indexer.modelid import CONTROL_CHARS, MAX_ID_PART, split_model_id
 
-# The inference service's /models list names chat models only
-# (docs/modelscope-api.md, endpoint F), so only these can be "unlisted".
-LISTED_TASKS = frozenset({"text-generation"})
 SUGGEST_CUTOFF = 0.6
 CANDIDATES_PER_QUERY = 200
 NEIGHBOURS = 50
@@ -24,26 +21,15 @@ NOT_AN_ID = "not a model ID"
 
 
 def classify(row):
-    """(status, note) for a catalog row (None: no such model), as a call would see it.
+    """(status, note) for a catalog row (None: no such model), read from the stored columns.
 
-    - unknown: no such model, or the hub removed it.
-    - ok: the /models list names it (callable even without the hub's API badge), or it
-      is API-capable and not a chat model, since /models lists chat models only.
-    - unlisted: an API-capable chat (text-generation) model the /models list lacks.
-    - not-api: on the hub, but not served by API-Inference.
+    The rule that sets them lives in indexer/status.py; this only reads its answer.
     """
-    if row is None:
-        return "unknown", None
-    if row["removed_at"]:
-        return "unknown", f"removed from the hub on {row['removed_at'][:10]}"
-    if row["in_inference_list"]:
+    if row is None or not row.get("status"):
+        return status_rule.UNKNOWN, None
+    if row["status"] == "ok":
         return "ok", None
-    if row["api_inference"]:
-        tasks = set(json.loads(row["tasks"]) if row["tasks"] else [])
-        if tasks & LISTED_TASKS:
-            return "unlisted", "API-capable on the hub, but the inference service's /models list lacks it"
-        return "ok", None
-    return "not-api", None
+    return row["status"], row.get("status_reason")
 
 
 def why_not_an_id(given):
@@ -114,11 +100,10 @@ def check_ids(db, ids, suggest_for=SUGGEST_FOR):
         status, note = classify(row)
         # A kept callable ID names how to call a callable model only (issue 15): a
         # model that left the API set keeps its old api_model_id in the row.
-        if (status in ("ok", "unlisted") and row["api_model_id"]
-                and row["api_model_id"] != given):
+        if row and status == "ok" and row["api_model_id"] and row["api_model_id"] != given:
             note = "; ".join(filter(None, [f"call it as {row['api_model_id']}", note]))
         suggestions = []
-        if status == "unknown":
+        if status in ("unknown", "removed"):
             if given not in suggested and len(suggested) < suggest_for:
                 suggested[given] = suggest(db, given)
             if given in suggested:

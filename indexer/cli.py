@@ -93,7 +93,7 @@ def crawl(db_path, scope, hub_url, inference_url, delay, max_retries, timeout, c
 @click.option("--since", help="Only events since a duration ago (7d, 12h, 30m, 2w) or a date "
                               "(2026-11-01).")
 @click.option("--event", "event_names", multiple=True,
-              type=click.Choice(EVENTS),
+              type=click.Choice(list(EVENTS)),
               help="Only these events; repeat for several.")
 @click.option("--task", help="Only models with this task, e.g. text-generation.")
 @click.option("--owner", help="Only models of this owner (case-sensitive), e.g. Qwen.")

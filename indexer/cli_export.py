@@ -11,6 +11,7 @@ from contextlib import closing
 import click
 
 from indexer import check, export, store
+from indexer import status as status_rule
 from indexer.cli_common import db_option, open_catalog
 from indexer.modelid import visible
 
@@ -23,8 +24,11 @@ def warn_if_stale(db):
 
 @click.command("export")
 @db_option
+@click.option("--status", "statuses", multiple=True, type=click.Choice(status_rule.STATUSES),
+              metavar="STATUS", help="Keep models with this status: ok (the default: IDs that will "
+                                     "work), not-served, not-api or removed (repeat for several).")
 @click.option("--all", "all_models", is_flag=True,
-              help="Export the whole catalog, not only API-capable models (removed ones too).")
+              help="Export the whole catalog, whatever the status (removed models too).")
 @click.option("--task", "tasks", multiple=True, metavar="TASK",
               help="Keep models with this task, e.g. text-generation (repeat for any of several).")
 @click.option("--owner", "owners", multiple=True, metavar="OWNER",
@@ -40,16 +44,16 @@ def warn_if_stale(db):
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Export at most N models.")
 @click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="txt", show_default=True,
               help="txt: one ID a line; comma: one comma-separated line; csv, json, jsonl: "
-                   "ID, owner, tasks, downloads, likes, flags and URL.")
+                   "ID, owner, kind, tasks, downloads, likes, status and URL.")
 @click.option("--raw-csv", is_flag=True,
               help="CSV: write cells as stored, without the ' that stops a spreadsheet running "
                    "=, +, -, @ cells as formulas (for scripts).")
 @click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
               metavar="FILE", help="Write to FILE, replaced only once the export is complete.")
-def export_command(db_path, all_models, tasks, owners, min_downloads, listed, search, sort,
+def export_command(db_path, statuses, all_models, tasks, owners, min_downloads, listed, search, sort,
                    limit, fmt, raw_csv, output):
-    """Export the IDs to call (API-capable models, most downloaded first) as a list or a table."""
-    filters = export.Filters(all_models=all_models, listed=listed, tasks=tasks, owners=owners,
+    """Export the IDs that will work (status ok, most downloaded first) as a list or a table."""
+    filters = export.Filters(all_models=all_models, statuses=tuple(statuses) or ("ok",), listed=listed, tasks=tasks, owners=owners,
                              min_downloads=min_downloads, search=search, sort=sort, limit=limit)
     # closing(): the query's cursor is released before the catalog is closed.
     with open_catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
@@ -125,7 +129,7 @@ def read_ids(args, stdin):
 
 def format_check_line(result):
     """One line for a person: hidden, reordering and control characters shown as <U+XXXX>."""
-    line = f"{result['status']:<10}{result['id']}"
+    line = f"{result['status']:<11}{result['id']}"
     if result["note"]:
         line += f"  {result['note']}"
     if result["suggestions"]:

@@ -21,8 +21,7 @@ SORTS = {
     "updated": ("updated_at desc", "model_id"),
     "id": ("model_id",),
 }
-EXPORT_KEYS = ("model_id", "owner", "tasks", "downloads", "likes", "api_inference",
-               "in_inference_list", "url")
+EXPORT_KEYS = ("model_id", "owner", "kind", "tasks", "downloads", "likes", "status", "url")
 STALE_AFTER = timedelta(days=2)
 # A spreadsheet runs a cell that starts with one of these as a formula; OWASP's
 # advice (CSV injection) is a leading `'`, which the spreadsheet hides (issue 14).
@@ -35,6 +34,7 @@ class Filters:
     """What `iter_export_rows` selects; an empty field filters nothing."""
 
     all_models: bool = False
+    statuses: tuple = ("ok",)
     listed: bool = False
     tasks: tuple = ()
     owners: tuple = ()
@@ -47,14 +47,13 @@ class Filters:
 def build_export_query(filters):
     """(sql, params) for one streaming SELECT; every user value is a bound parameter."""
     where, params = [], []
-    if filters.listed:
-        # Every ID the /models list names is callable, API badge or not.
-        where.append("in_inference_list = 1")
-    elif not filters.all_models:
-        where.append("api_inference = 1")
     if not filters.all_models:
-        # A model confirmed gone from the hub is not an ID that will work.
-        where.append("removed_at is null")
+        # The stored answer to "will this ID work?" (indexer/status.py); the
+        # default, `ok`, is the IDs that will.
+        where.append(f"status in ({', '.join('?' for _ in filters.statuses)})")
+        params.extend(filters.statuses)
+    if filters.listed:
+        where.append("in_inference_list = 1")
     if filters.tasks:
         marks = ", ".join("?" for _ in filters.tasks)
         where.append(f"exists (select 1 from json_each(models.tasks) where value in ({marks}))")
@@ -75,9 +74,8 @@ def build_export_query(filters):
         params.extend([like_pattern(text)] * 3)
     # With --all, a model nobody can call keeps its hub ID: api_model_id outlives
     # the model's API badge in the row, so it is no sign of a callable ID (issue 15).
-    sql = ("select case when api_inference = 1 or in_inference_list = 1 "
-           "then coalesce(api_model_id, model_id) else model_id end as model_id, "
-           "owner, tasks, downloads, likes, api_inference, in_inference_list, url from models")
+    sql = ("select case when status = 'ok' then coalesce(api_model_id, model_id) else model_id end "
+           "as model_id, owner, kind, tasks, downloads, likes, status, url from models")
     if where:
         sql += " where " + " and ".join(where)
     order = list(SORTS[filters.sort])

@@ -7,12 +7,23 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+# The columns of the first releases; later ones come from migrations, so a fresh
+# catalog and an upgraded one end with the same `create table` text.
 MODELS_COLUMNS = {
     "model_id": str, "owner": str, "name": str, "chinese_name": str, "description": str,
     "tasks": str, "tags": str, "libraries": str, "license": str, "downloads": int,
     "likes": int, "created_at": str, "updated_at": str, "api_inference": int,
     "api_model_id": str, "in_inference_list": int, "support_inference": str, "url": str,
     "first_seen_at": str, "last_seen_at": str, "removed_at": str,
+}
+# Added by migration 4 (issue 11, 12): what each model is, whether its ID will
+# work, and what it can do. NULL where unknown; every surface reads these
+# instead of deciding again (indexer/status.py holds the rule).
+STATUS_COLUMNS = {"kind": str, "status": str, "status_reason": str}
+CAPABILITY_COLUMNS = {
+    "providers": str, "cost_per_call": float, "cost_tier": str, "context_length": int,
+    "context_length_max": int, "vision": int, "tools": int, "reasoning": int, "params_b": float,
+    "capabilities_at": str,
 }
 JSON_COLUMNS = ("tasks", "tags", "libraries")
 FTS_COLUMNS = ("model_id", "name", "chinese_name", "description", "tags")
@@ -25,7 +36,7 @@ VIEWS = {
             (select substr(max(finished_at), 1, 10) from crawl_runs
               where status in ('complete', 'incomplete')),
             (select max(day) from model_stats)) as today)
-        select m.model_id, m.owner, m.tasks, m.api_inference, m.downloads, m.likes,
+        select m.model_id, m.owner, m.kind, m.tasks, m.status, m.downloads, m.likes,
           m.downloads - (select s.downloads from model_stats s
                          where s.model_id = m.model_id
                            and s.day <= date((select today from ref), '-7 days')
@@ -50,13 +61,15 @@ VIEWS = {
         where t.api_first_at is not null
     """,
     "api_models": """
-        select coalesce(api_model_id, model_id) as model_id, owner, tasks, downloads, likes,
-          in_inference_list, url
+        select coalesce(api_model_id, model_id) as model_id, owner, kind, tasks, downloads, likes,
+          status_reason, url
         from models
-        where api_inference = 1
+        where status = 'ok'
     """,
 }
 
+
+VIEWS_NEEDING_STATUS = ("api_models", "trending")
 
 # Partial: only the few hundred flagged models are ever looked up by flag.
 TRACKING_INDEX_SQL = ("create index if not exists model_tracking_{column} "
@@ -117,7 +130,15 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.table("model_events").create_index(["event", "at"], if_not_exists=True)
     db.table("crawl_runs").create_index(["scope", "status"], if_not_exists=True)
     _create_fts(db)
+    _create_views(db)
+
+
+def _create_views(db: sqlite_utils.Database) -> None:
+    # A view may name columns a later migration adds: those views wait for it.
+    columns = set(db.table("models").columns_dict)
     for name, sql in VIEWS.items():
+        if name in VIEWS_NEEDING_STATUS and "status" not in columns:
+            continue
         db.create_view(name, sql.strip(), replace=True)
 
 
@@ -210,6 +231,51 @@ def _repair_pre_07c010f(db: sqlite_utils.Database) -> None:
         _create_fts(db)
 
 
+def _status_and_capabilities(db: sqlite_utils.Database) -> None:
+    """Version 4: `kind`, `status` and `status_reason` on every model, stored by the merge
+    (issue 11), the capability columns of API models (issue 12), and the status the event
+    log last announced, on `model_tracking`."""
+    models = db.table("models")
+    have = set(models.columns_dict)
+    for name, kind in {**STATUS_COLUMNS, **CAPABILITY_COLUMNS}.items():
+        if name not in have:
+            models.add_column(name, kind)
+    if "status" not in db.table("model_tracking").columns_dict:
+        db.conn.execute("alter table model_tracking add column status text")
+    # The status facet and the `status = 'ok'` lists; kind is faceted within them.
+    models.create_index(["status", "downloads"], if_not_exists=True)
+    models.create_index(["kind", "downloads"], if_not_exists=True)
+    # Views depending on `status` could not exist before this step.
+    _create_views(db)
+    derive_columns(db.conn)
+    # The status the event log starts from: without it the first status change
+    # after an upgrade would go unannounced (track._announce_status skips NULL).
+    db.conn.execute("update model_tracking set status = (select m.status from models m "
+                    "where m.model_id = model_tracking.model_id)")
+
+
+def derive_columns(conn) -> int:
+    """Store kind, status and status_reason where they differ from what the rule says now.
+
+    The rule is indexer/status.py, run through its SQLite functions. Only rows whose
+    status can be other than `not-api` are passed to it beyond the kind, so the cost
+    stays with the API set and the removed models, not the whole catalog.
+    """
+    from indexer import status
+
+    status.register_functions(conn)
+    before = conn.total_changes
+    # The merge clears `kind` when a model's tasks change, so only those rows are read.
+    conn.execute("update models set kind = model_kind(tasks) where kind is null")
+    args = "removed_at, api_inference, in_inference_list, kind, providers"
+    conn.execute(f"""
+        update models set status = model_status({args}), status_reason = model_status_reason({args})
+        where (status is null or status != 'not-api' or api_inference = 1 or in_inference_list = 1
+               or removed_at is not null)
+          and (status is not model_status({args}) or status_reason is not model_status_reason({args}))""")
+    return conn.total_changes - before
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 # (version reached, step), in order. A change to the schema appends one step here
 # (and changes the DDL above, so a fresh catalog is born at the newest version);
@@ -217,6 +283,7 @@ Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (2, _baseline),
     (3, _repair_pre_07c010f),
+    (4, _status_and_capabilities),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

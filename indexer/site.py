@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import urllib.parse
+from functools import partial
 from pathlib import Path
 
 import markupsafe
+import sqlite_utils
 import yaml
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from indexer import facets
+from indexer import check, facets, status
 from indexer.modelid import visible, xml_safe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -142,6 +145,13 @@ async def read_banner(datasette, db_name):
     return banner_lines(dict(rows[0]) if rows else {})
 
 
+def _suggest_ids(conn, given):
+    """`suggest_ids(id)` in SQL: indexer.check's close matches, as a JSON array."""
+    if not isinstance(given, str):
+        return "[]"
+    return json.dumps(check.suggest(sqlite_utils.Database(conn), given.strip()))
+
+
 def banner_lines(state):
     lines = []
     if state.get("last_status") in ("failed", "incomplete"):
@@ -218,6 +228,10 @@ class SitePlugin:
             return
         conn.create_function("visible_text", 1, xml_safe, deterministic=True)
         conn.create_function("uri_text", 1, uri_text, deterministic=True)
+        # The status rule and the close-match suggestions the CLI uses, so the
+        # site's pages never hold a copy of either (issue 11).
+        status.register_functions(conn)
+        conn.create_function("suggest_ids", 1, partial(_suggest_ids, conn))
 
     @hookimpl
     def render_cell(self, row, value, column, table, database, datasette):

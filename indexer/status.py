@@ -65,6 +65,20 @@ REASONS = {
 }
 
 
+# How the feed and `indexer changes` say a status_changed event, by the new status.
+HEADLINES = {
+    "ok": "is now callable",
+    "not-served": "is no longer served",
+    "not-api": "is no longer on API-Inference",
+    "removed": "was removed from the hub",
+}
+
+
+def headline(new_status: str | None) -> str:
+    """The words after a model ID for a status_changed event ("is no longer served")."""
+    return HEADLINES.get(new_status or "", f"is now {new_status}")
+
+
 def kind_of(tasks: Iterable[str] | None) -> str:
     """The kind of call a model with these task names takes."""
     found = {TASK_KINDS.get((task or "").strip().lower(), "other") for task in tasks or ()}
@@ -131,7 +145,8 @@ def sql_status_reason(removed_at, api_inference, in_inference_list, kind, provid
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """Add model_kind, model_status and model_status_reason to a connection."""
+    """Add model_kind, model_status, model_status_reason and status_headline to a connection."""
     conn.create_function("model_kind", 1, sql_kind, deterministic=True)
     conn.create_function("model_status", -1, sql_status, deterministic=True)
     conn.create_function("model_status_reason", -1, sql_status_reason, deterministic=True)
+    conn.create_function("status_headline", 1, headline, deterministic=True)

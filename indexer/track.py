@@ -8,10 +8,10 @@ the catalog in memory.
 
 from __future__ import annotations
 
-from indexer import stage, store
+from indexer import schema, stage, store
 
 EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
-          "unlisted", "changed")
+          "unlisted", "changed", "status_changed")
 TRACKED_FIELDS = ("license", "tasks", "chinese_name")
 STAGE_META = stage.STAGE_COLUMNS[1:]
 
@@ -43,6 +43,8 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
         if scope == "full":
             _track_presence(conn, run_id, at, confirm, emit)
         _flags_from_tracking(conn)
+        schema.derive_columns(conn)
+        _announce_status(conn, run_id, at, emit)
     else:
         # An incomplete crawl saves what it saw but never concludes that
         # something is gone: only positive flags move.
@@ -50,6 +52,7 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
                      "and model_id in (select model_id from stage.api)")
         conn.execute("update models set in_inference_list = 1 where in_inference_list is not 1 "
                      "and model_id in (select model_id from stage.listed)")
+        schema.derive_columns(conn)
     return {"events": _event_count(conn) - events_before, "stats_rows": stats_rows,
             "baseline": bool(complete and baseline)}
 
@@ -89,7 +92,9 @@ def _save_stats(conn, day):
 
 def _save_models(conn, at):
     cols = ", ".join(STAGE_META)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in STAGE_META)
+    # A change of tasks clears `kind`, which schema.derive_columns then reads again.
+    sets = ", ".join(["kind = case when tasks is not excluded.tasks then null else kind end"]
+                     + [f"{c} = excluded.{c}" for c in STAGE_META])
     differs = " or ".join(f"{c} is not excluded.{c}" for c in STAGE_META)
     # Rewrite a row only when its metadata moved: an unchanged re-crawl then
     # touches no index and no full-text entry, only `last_seen_at` below.
@@ -178,6 +183,26 @@ def _track_presence(conn, run_id, at, confirm, emit):
                  [at, confirm])
     conn.execute("update model_tracking set present = 0, missing = 0 where present = 1 and missing >= ?",
                  [confirm])
+
+
+def _announce_status(conn, run_id, at, emit):
+    """`status_changed` for each model whose stored status moved since the event log last said.
+
+    The status is derived from the debounced flags and removal, so it is debounced
+    with them; an incomplete crawl never announces, and the next complete one
+    catches up on whatever moved in between.
+    """
+    moved = """
+        select m.model_id, json_object('old', t.status, 'new', m.status,
+                                       'reason', m.status_reason) as detail
+        from model_tracking t join models m on m.model_id = t.model_id
+        where t.status is not null and t.status is not m.status order by m.model_id"""
+    if emit:
+        _events(conn, run_id, at, "status_changed", moved)
+    conn.execute("""update model_tracking set status = (
+                        select m.status from models m where m.model_id = model_tracking.model_id)
+                    where status is not (select m.status from models m
+                                         where m.model_id = model_tracking.model_id)""")
 
 
 def _flags_from_tracking(conn):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from indexer import crawl, fetch, parse, schema, store
+from indexer import crawl, fetch, parse, schema, status, store
 
 
 class Sleeps(list):
@@ -49,7 +49,21 @@ def expected_row(item, api, listed, seen_at=None):
     """The models row a crawl must store for a hub item (without the seen-times)."""
     row = parse.parse_model(item, api=api or listed)
     row.update(api_inference=int(api), in_inference_list=int(listed), removed_at=None)
-    return row
+    return with_status(row)
+
+
+def with_status(row):
+    """`row` plus what the merge derives (issue 11) and the capability columns, unread.
+
+    The rule itself is tested case by case in test_status.py; here it only fills
+    in the columns a stored row carries.
+    """
+    tasks = row["tasks"] if isinstance(row["tasks"], list) else json.loads(row["tasks"] or "[]")
+    kind = status.kind_of(tasks)
+    answer, reason = status.decide(removed=row["removed_at"] is not None, badge=bool(row["api_inference"]),
+                                   listed=bool(row["in_inference_list"]), kind=kind)
+    return {**row, "kind": kind, "status": answer, "status_reason": reason,
+            **{column: None for column in schema.CAPABILITY_COLUMNS}}
 
 
 def without_times(row):

@@ -102,8 +102,8 @@ def test_search_facet_row_check_csv_and_dashboard(sample_site, browser_page, req
                                "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4"]
 
         step("facet")
-        page.locator("#facet-api_inference a", has_text=re.compile(r"^1$")).click()
-        page.wait_for_url(re.compile(r"api_inference=1"))
+        page.locator("#facet-status a", has_text=re.compile(r"^ok$")).click()
+        page.wait_for_url(re.compile(r"status=ok"))
         assert "_search=wen2.5-7B" in page.url
         ids = page.locator("td.col-model_id").all_inner_texts()
         assert sorted(ids) == ["AI-ModelScope/Qwen2.5-7B-Instruct-AWQ",
@@ -116,6 +116,7 @@ def test_search_facet_row_check_csv_and_dashboard(sample_site, browser_page, req
         page.wait_for_url(re.compile(r"/catalog/models/Qwen"))
         expect(page.locator("h1")).to_contain_text("Qwen/Qwen2.5-7B-Instruct")
         expect(page.locator("td.col-api_inference")).to_have_text("1")
+        expect(page.locator("td.col-status")).to_have_text("ok")
 
         step("check_model_id")
         page.goto(f"{base}/catalog/check_model_id")
@@ -136,9 +137,9 @@ def test_search_facet_row_check_csv_and_dashboard(sample_site, browser_page, req
         assert download.suggested_filename == "api_models.csv"
         text = Path(download.path()).read_text(encoding="utf-8")
         table = list(csv.DictReader(io.StringIO(text)))
-        assert list(table[0]) == ["model_id", "owner", "tasks", "downloads", "likes",
-                                  "in_inference_list", "url"]
-        assert len(table) == 38
+        assert list(table[0]) == ["model_id", "owner", "kind", "tasks", "downloads", "likes",
+                                  "status_reason", "url"]
+        assert len(table) == 37  # the sample's models whose status is ok
         assert "Qwen/Qwen2.5-7B-Instruct" in {row["model_id"] for row in table}
 
         step("dashboard")

@@ -46,11 +46,11 @@ def test_text_is_one_aligned_line_per_event_newest_first(db_path):
     result = run(db_path)
     assert result.exit_code == 0
     assert result.output == (
-        "2026-11-27T09:00:00+00:00  listed        Qwen/Qwen3-8B\n"
-        "2026-11-25T10:00:00+00:00  changed       Tongyi-MAI/Z-Image-Turbo  "
+        "2026-11-27T09:00:00+00:00  listed          Qwen/Qwen3-8B\n"
+        "2026-11-25T10:00:00+00:00  changed         Tongyi-MAI/Z-Image-Turbo  "
         'license: "MIT" -> "Apache-2.0"\n'
-        "2026-11-25T10:00:00+00:00  api_enabled   Qwen/Qwen3-8B\n"
-        "2026-10-01T03:00:00+00:00  removed       iic/old-model\n")
+        "2026-11-25T10:00:00+00:00  api_enabled     Qwen/Qwen3-8B\n"
+        "2026-10-01T03:00:00+00:00  removed         iic/old-model\n")
 
 
 def test_json_is_a_list(db_path):
@@ -79,8 +79,8 @@ def test_csv_has_a_header(db_path):
 
 def test_task_filter(db_path):
     assert run(db_path, "--task", "text-generation").output == (
-        "2026-11-27T09:00:00+00:00  listed        Qwen/Qwen3-8B\n"
-        "2026-11-25T10:00:00+00:00  api_enabled   Qwen/Qwen3-8B\n")
+        "2026-11-27T09:00:00+00:00  listed          Qwen/Qwen3-8B\n"
+        "2026-11-25T10:00:00+00:00  api_enabled     Qwen/Qwen3-8B\n")
 
 
 def test_since_a_date_and_limit(db_path):
@@ -88,7 +88,7 @@ def test_since_a_date_and_limit(db_path):
         "id,run_id,at,event,model_id,detail\n"
         "4,3,2026-11-27T09:00:00+00:00,listed,Qwen/Qwen3-8B,\n")
     assert run(db_path, "--limit", "1").output == (
-        "2026-11-27T09:00:00+00:00  listed        Qwen/Qwen3-8B\n")
+        "2026-11-27T09:00:00+00:00  listed          Qwen/Qwen3-8B\n")
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -55,9 +55,9 @@ def test_check_answers_every_line_of_garbage_without_a_traceback(env_extra):
     assert len(answers) == len(expected)
     for answer, given in zip(answers, expected):
         if given in real:
-            assert answer == f"ok        {given}"
+            assert answer == f"ok         {given}"
         else:
-            assert answer.startswith("unknown   ")
+            assert answer.startswith("unknown    ")
         # Nothing a terminal would act on, and no bidi control, is echoed raw.
         assert not any(modelid._hidden(c) for c in answer), answer
     assert any("not a model ID: it holds a control character" in a for a in answers)
@@ -67,15 +67,15 @@ def test_check_answers_every_line_of_garbage_without_a_traceback(env_extra):
 
 def test_a_nul_in_a_token_is_not_a_model_id_and_the_rest_is_answered(db_path):  # noqa: F811
     result = run(check_command, db_path, "-", input="Qwen/Qwen\x002.5\nQwen/QwQ-32B\n")
-    assert result.stdout == ("unknown   Qwen/Qwen<U+0000>2.5  not a model ID: it holds a control character\n"
-                             "ok        Qwen/QwQ-32B\n")
+    assert result.stdout == ("unknown    Qwen/Qwen<U+0000>2.5  not a model ID: it holds a control character\n"
+                             "ok         Qwen/QwQ-32B\n")
     assert result.exit_code == 1
 
 
 def test_bidi_characters_are_shown_in_check_text_and_raw_in_json(db, db_path):  # noqa: F811
     db.table("models").insert(model("LLM-Research/invoice-\u202egpj.exe", 5, api=1, listed=1))
     result = run(check_command, db_path, "LLM-Research/invoice-\u202egpj.exe")
-    assert result.stdout == "ok        LLM-Research/invoice-<U+202E>gpj.exe\n"
+    assert result.stdout == "ok         LLM-Research/invoice-<U+202E>gpj.exe\n"
     result = run(check_command, db_path, "--format", "json", "LLM-Research/invoice-\u202egpj.exe")
     assert "LLM-Research/invoice-\u202egpj.exe" in result.stdout
 
@@ -111,13 +111,13 @@ def test_csv_cells_that_spreadsheets_run_get_a_quote(db, db_path):  # noqa: F811
         db.table("models").insert(model(model_id, 10**9, api=1, listed=1))
     out = run(export_command, db_path, "--format", "csv", "--limit", "6").stdout
     assert out.split("\n")[:7] == [
-        "model_id,owner,tasks,downloads,likes,api_inference,in_inference_list,url",
-        "'\tTab/t,'\tTab,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/\tTab/t",
-        "'\rCr/c,'\rCr,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/\rCr/c",
-        "'+evil/x,'+evil,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/+evil/x",
-        "'-minus/y,'-minus,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/-minus/y",
-        "'=cmd/calc,'=cmd,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/=cmd/calc",
-        "'@at/z,'@at,\"[\"\"text-generation\"\"]\",1000000000,,1,1,https://modelscope.cn/models/@at/z",
+        "model_id,owner,kind,tasks,downloads,likes,status,url",
+        "'\tTab/t,'\tTab,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/\tTab/t",
+        "'\rCr/c,'\rCr,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/\rCr/c",
+        "'+evil/x,'+evil,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/+evil/x",
+        "'-minus/y,'-minus,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/-minus/y",
+        "'=cmd/calc,'=cmd,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/=cmd/calc",
+        "'@at/z,'@at,chat,\"[\"\"text-generation\"\"]\",1000000000,,ok,https://modelscope.cn/models/@at/z",
     ]
     raw = run(export_command, db_path, "--format", "csv", "--limit", "6", "--raw-csv").stdout
     assert all(f"\n{model_id},{model_id.split('/')[0]}," in raw for model_id in FORMULA_IDS)

@@ -15,6 +15,7 @@ from tests.helpers import (
     rows,
     run_crawl,
     valid_items,
+    with_status,
     without_times,
 )
 
@@ -35,13 +36,13 @@ def expected_models(catalog, scope):
         if model_id in out:
             continue
         owner, name = model_id.split("/", 1)
-        out[model_id] = {
+        out[model_id] = with_status({
             "model_id": model_id, "owner": owner, "name": name, "chinese_name": None,
             "description": None, "tasks": None, "tags": None, "libraries": None,
             "license": None, "downloads": None, "likes": None, "created_at": None,
             "updated_at": None, "api_inference": 0, "api_model_id": None,
             "in_inference_list": 1, "support_inference": None,
-            "url": f"https://modelscope.cn/models/{model_id}", "removed_at": None}
+            "url": f"https://modelscope.cn/models/{model_id}", "removed_at": None})
     return out
 
 

@@ -235,9 +235,22 @@ def test_a_drop_in_the_model_count_holds_back_removals_until_it_persists(tmp_pat
     assert events(db_path) == []
     fourth = run_crawl(db_path, hub, scope="full")
     assert (fourth.status, fourth.warnings.get("drop_accepted")) == ("complete", None)
-    assert events(db_path) == [(v, "removed", None) for v in victims]
+    assert flag_events(db_path) == [(v, "removed", None) for v in victims]
+    assert status_moves(db_path) == {v: ("not-api", "removed") for v in victims}
     assert stored_warnings(db_path)[1]["drop_suspected"] == 1
     assert stored_warnings(db_path)[2]["drop_accepted"] == 1
+
+
+def flag_events(db_path):
+    """The presence and flag events, without the status_changed ones they cause."""
+    return [e for e in events(db_path) if e[1] != "status_changed"]
+
+
+def status_moves(db_path):
+    """{model_id: (old, new)} from the status_changed events (each model moves once here)."""
+    moves = [e for e in events(db_path) if e[1] == "status_changed"]
+    assert len({e[0] for e in moves}) == len(moves)
+    return {e[0]: (e[2]["old"], e[2]["new"]) for e in moves}
 
 
 def test_a_drop_in_the_api_set_holds_back_api_disabled(tmp_path, catalog, make_hub):
@@ -258,7 +271,10 @@ def test_a_drop_in_the_api_set_holds_back_api_disabled(tmp_path, catalog, make_h
 
     assert run_crawl(db_path, hub, scope="api").status == "complete"
     assert run_crawl(db_path, hub, scope="api").status == "complete"
-    assert sorted(events(db_path)) == [(v, "api_disabled", None) for v in victims]
+    assert sorted(flag_events(db_path)) == [(v, "api_disabled", None) for v in victims]
+    # A victim /v1/models still lists stays ok; the others are not-api now (issue 11).
+    assert status_moves(db_path) == {v: ("ok", "not-api") for v in victims
+                                     if v not in catalog.listed_ids}
     assert all(models(db_path)[v]["api_inference"] == 0 for v in victims)
 
 
@@ -285,7 +301,8 @@ def test_a_small_drop_is_debounced_as_usual(tmp_path, catalog, make_hub):
     third = run_crawl(db_path, hub, scope="full")
     assert [second.status, third.status] == ["complete", "complete"]
     assert not {"drop_suspected", "drop_accepted"} & (set(second.warnings) | set(third.warnings))
-    assert events(db_path) == [(v, "removed", None) for v in victims]
+    assert flag_events(db_path) == [(v, "removed", None) for v in victims]
+    assert status_moves(db_path) == {v: ("not-api", "removed") for v in victims}
 
 
 def test_a_drop_that_recovers_leaves_no_trace_but_its_incomplete_run(tmp_path, catalog, make_hub):
@@ -353,4 +370,7 @@ def test_an_empty_models_list_holds_back_unlisted_until_it_persists(tmp_path, ca
 
     assert run_crawl(db_path, hub, scope="api").status == "complete"
     assert run_crawl(db_path, hub, scope="api").status == "complete"
-    assert sorted(events(db_path)) == [(m, "unlisted", None) for m in listed]
+    assert sorted(flag_events(db_path)) == [(m, "unlisted", None) for m in listed]
+    # Badged chat models the list lacks are not-served; the unbadged ones not-api.
+    assert status_moves(db_path) == {
+        m: ("ok", "not-served" if m in catalog.api_ids else "not-api") for m in listed}

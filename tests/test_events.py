@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from indexer import store, track
+from indexer import status, store, track
 from tests.helpers import events, models, rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
@@ -93,11 +93,16 @@ def test_a_model_missing_for_two_crawls_is_removed_once_then_returns(crawler, ca
     removed_at = store.iso(clock.now)
     crawler("full")
     crawler("full")
-    assert events(crawler.db_path) == [(victim, "removed", None)]
+    gone = (victim, "status_changed", {"old": "not-api", "new": "removed",
+                                       "reason": f"it is gone from the hub (since {removed_at[:10]})"})
+    assert events(crawler.db_path) == [(victim, "removed", None), gone]
     assert models(crawler.db_path)[victim]["removed_at"] == removed_at
     catalog.add(item)
     crawler("full")
-    assert events(crawler.db_path) == [(victim, "removed", None), (victim, "returned", None)]
+    assert events(crawler.db_path) == [
+        (victim, "removed", None), gone, (victim, "returned", None),
+        (victim, "status_changed", {"old": "removed", "new": "not-api",
+                                    "reason": "it is not served by API-Inference"})]
     assert models(crawler.db_path)[victim]["removed_at"] is None
 
 
@@ -109,11 +114,16 @@ def test_api_flag_flips_are_debounced(crawler, catalog):
     assert events(crawler.db_path) == []
     assert models(crawler.db_path)[model]["api_inference"] == 1  # not yet confirmed
     crawler("api")
-    assert events(crawler.db_path) == [(model, "api_disabled", None)]
+    assert events(crawler.db_path) == [
+        (model, "api_disabled", None),
+        (model, "status_changed", {"old": "ok", "new": "not-api",
+                                   "reason": "it is not served by API-Inference"})]
     assert models(crawler.db_path)[model]["api_inference"] == 0
     catalog.set_api(model, True)
     crawler("api")
-    assert events(crawler.db_path)[-1] == (model, "api_enabled", None)
+    assert events(crawler.db_path)[-2:] == [
+        (model, "api_enabled", None),
+        (model, "status_changed", {"old": "not-api", "new": "ok", "reason": status.REASONS["badge"]})]
     assert models(crawler.db_path)[model]["api_inference"] == 1
 
 
@@ -137,7 +147,12 @@ def test_listed_and_unlisted(crawler, catalog):
     catalog.set_listed(newcomer, True)
     crawler("api")
     crawler("api")
-    assert events(crawler.db_path) == [(newcomer, "listed", None), (model, "unlisted", None)]
+    # The chat model that left /v1/models is not-served now (issue 11); the newcomer,
+    # an image model with the badge, was ok before it was listed and stays ok.
+    assert events(crawler.db_path) == [
+        (newcomer, "listed", None), (model, "unlisted", None),
+        (model, "status_changed", {"old": "ok", "new": "not-served",
+                                   "reason": "it has the API-Inference badge, but /v1/models lacks this chat model"})]
     assert models(crawler.db_path)[model]["in_inference_list"] == 0
     assert models(crawler.db_path)[newcomer]["in_inference_list"] == 1
 
@@ -185,8 +200,10 @@ def test_an_incomplete_crawl_in_between_emits_no_negative_events(crawler, fakehu
     assert models(crawler.db_path)[victim]["api_inference"] == 1
     crawler("full")  # missing twice, counting complete crawls only
     # The inference service still lists it: that list is a source of its own.
-    assert sorted(events(crawler.db_path)) == [
-        (victim, "api_disabled", None), (victim, "removed", None)]
+    assert sorted(events(crawler.db_path), key=repr) == [
+        (victim, "api_disabled", None), (victim, "removed", None),
+        (victim, "status_changed", {"old": "ok", "new": "removed",
+                                    "reason": "it is gone from the hub (since 2026-11-01)"})]
 
 
 def test_an_incomplete_crawl_still_saves_what_it_saw(crawler, fakehub, catalog):

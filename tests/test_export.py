@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from indexer import check, export, store
+from indexer import check, export, status, store
 from indexer.cli_export import check_command, export_command
 
 NOW = datetime(2026, 5, 10, 12, 0, tzinfo=timezone.utc)
@@ -18,6 +18,12 @@ def model(model_id, downloads=None, likes=None, tasks=("text-generation",), api=
           api_model_id=None, updated_at=None, removed_at=None, chinese_name=None,
           description=None, tags=()):
     owner, name = model_id.split("/")
+    kind = status.kind_of(tasks)
+    # What the merge stores (schema.derive_columns); the rule is tested in test_status.py.
+    answer, reason = status.decide(removed=removed_at is not None, badge=bool(api),
+                                   listed=bool(listed), kind=kind)
+    if removed_at:
+        reason = f"it is gone from the hub (since {removed_at[:10]})"
     return {
         "model_id": model_id, "owner": owner, "name": name, "chinese_name": chinese_name,
         "description": description,
@@ -31,6 +37,7 @@ def model(model_id, downloads=None, likes=None, tasks=("text-generation",), api=
         "url": f"https://modelscope.cn/models/{model_id}",
         "first_seen_at": "2026-01-01T00:00:00+00:00", "last_seen_at": "2026-05-01T00:00:00+00:00",
         "removed_at": removed_at,
+        "kind": kind, "status": answer, "status_reason": reason,
     }
 
 
@@ -60,57 +67,63 @@ MODELS = [
     model("deepseek-ai/DeepSeek-V4-Flash", tasks=None, listed=1),
 ]
 
+# The default is status ok (indexer/status.py): listed by /v1/models, or badged and
+# not a chat model. Kimi (badge, chat, unlisted) is not-served; the removed model is out.
 DEFAULT_IDS = [
-    "Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image",
-    "black-forest-labs/FLUX.1-dev", "moonshotai/Kimi-K2-Instruct", "Qwen/QwQ-32B",
-    "Shanghai_AI_Laboratory/internlm2-chat-7b",
+    "Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image",
+    "black-forest-labs/FLUX.1-dev", "Qwen/QwQ-32B", "Shanghai_AI_Laboratory/internlm2-chat-7b",
+    "deepseek-ai/DeepSeek-V4-Flash",
 ]
 
 EXPECTED = {
     "txt": "".join(i + "\n" for i in DEFAULT_IDS),
     "comma": ",".join(DEFAULT_IDS) + "\n",
     "csv": (
-        "model_id,owner,tasks,downloads,likes,api_inference,in_inference_list,url\n"
-        'Qwen/Qwen2.5-7B-Instruct,Qwen,"[""text-generation""]",5000,300,1,1,'
+        "model_id,owner,kind,tasks,downloads,likes,status,url\n"
+        'Qwen/Qwen2.5-72B-Instruct,Qwen,chat,"[""text-generation""]",8000,500,ok,'
+        "https://modelscope.cn/models/Qwen/Qwen2.5-72B-Instruct\n"
+        'Qwen/Qwen2.5-7B-Instruct,Qwen,chat,"[""text-generation""]",5000,300,ok,'
         "https://modelscope.cn/models/Qwen/Qwen2.5-7B-Instruct\n"
-        'ZhipuAI/GLM-4.6-API,ZhipuAI,"[""text-generation""]",4000,150,1,1,'
+        'ZhipuAI/GLM-4.6-API,ZhipuAI,chat,"[""text-generation""]",4000,150,ok,'
         "https://modelscope.cn/models/ZhipuAI/GLM-4.6\n"
-        'Qwen/Qwen-Image,Qwen,"[""text-to-image-synthesis""]",3000,200,1,0,'
+        'Qwen/Qwen-Image,Qwen,image,"[""text-to-image-synthesis""]",3000,200,ok,'
         "https://modelscope.cn/models/Qwen/Qwen-Image\n"
-        'black-forest-labs/FLUX.1-dev,black-forest-labs,"[""text-to-image-synthesis""]",3000,,1,0,'
+        'black-forest-labs/FLUX.1-dev,black-forest-labs,image,"[""text-to-image-synthesis""]",3000,,ok,'
         "https://modelscope.cn/models/black-forest-labs/FLUX.1-dev\n"
-        'moonshotai/Kimi-K2-Instruct,moonshotai,"[""text-generation""]",3000,250,1,0,'
-        "https://modelscope.cn/models/moonshotai/Kimi-K2-Instruct\n"
-        'Qwen/QwQ-32B,Qwen,"[""text-generation""]",2000,400,1,1,'
+        'Qwen/QwQ-32B,Qwen,chat,"[""text-generation""]",2000,400,ok,'
         "https://modelscope.cn/models/Qwen/QwQ-32B\n"
-        'Shanghai_AI_Laboratory/internlm2-chat-7b,Shanghai_AI_Laboratory,'
-        '"[""text-generation"", ""chat""]",,,1,1,'
+        'Shanghai_AI_Laboratory/internlm2-chat-7b,Shanghai_AI_Laboratory,chat,'
+        '"[""text-generation"", ""chat""]",,,ok,'
         "https://modelscope.cn/models/Shanghai_AI_Laboratory/internlm2-chat-7b\n"
+        "deepseek-ai/DeepSeek-V4-Flash,deepseek-ai,other,,,,ok,"
+        "https://modelscope.cn/models/deepseek-ai/DeepSeek-V4-Flash\n"
     ),
 }
 JSON_OBJECTS = [
-    '{"model_id": "Qwen/Qwen2.5-7B-Instruct", "owner": "Qwen", "tasks": ["text-generation"], '
-    '"downloads": 5000, "likes": 300, "api_inference": 1, "in_inference_list": 1, '
+    '{"model_id": "Qwen/Qwen2.5-72B-Instruct", "owner": "Qwen", "kind": "chat", '
+    '"tasks": ["text-generation"], "downloads": 8000, "likes": 500, "status": "ok", '
+    '"url": "https://modelscope.cn/models/Qwen/Qwen2.5-72B-Instruct"}',
+    '{"model_id": "Qwen/Qwen2.5-7B-Instruct", "owner": "Qwen", "kind": "chat", '
+    '"tasks": ["text-generation"], "downloads": 5000, "likes": 300, "status": "ok", '
     '"url": "https://modelscope.cn/models/Qwen/Qwen2.5-7B-Instruct"}',
-    '{"model_id": "ZhipuAI/GLM-4.6-API", "owner": "ZhipuAI", "tasks": ["text-generation"], '
-    '"downloads": 4000, "likes": 150, "api_inference": 1, "in_inference_list": 1, '
+    '{"model_id": "ZhipuAI/GLM-4.6-API", "owner": "ZhipuAI", "kind": "chat", '
+    '"tasks": ["text-generation"], "downloads": 4000, "likes": 150, "status": "ok", '
     '"url": "https://modelscope.cn/models/ZhipuAI/GLM-4.6"}',
-    '{"model_id": "Qwen/Qwen-Image", "owner": "Qwen", "tasks": ["text-to-image-synthesis"], '
-    '"downloads": 3000, "likes": 200, "api_inference": 1, "in_inference_list": 0, '
+    '{"model_id": "Qwen/Qwen-Image", "owner": "Qwen", "kind": "image", '
+    '"tasks": ["text-to-image-synthesis"], "downloads": 3000, "likes": 200, "status": "ok", '
     '"url": "https://modelscope.cn/models/Qwen/Qwen-Image"}',
-    '{"model_id": "black-forest-labs/FLUX.1-dev", "owner": "black-forest-labs", '
-    '"tasks": ["text-to-image-synthesis"], "downloads": 3000, "likes": null, "api_inference": 1, '
-    '"in_inference_list": 0, "url": "https://modelscope.cn/models/black-forest-labs/FLUX.1-dev"}',
-    '{"model_id": "moonshotai/Kimi-K2-Instruct", "owner": "moonshotai", "tasks": ["text-generation"], '
-    '"downloads": 3000, "likes": 250, "api_inference": 1, "in_inference_list": 0, '
-    '"url": "https://modelscope.cn/models/moonshotai/Kimi-K2-Instruct"}',
-    '{"model_id": "Qwen/QwQ-32B", "owner": "Qwen", "tasks": ["text-generation"], '
-    '"downloads": 2000, "likes": 400, "api_inference": 1, "in_inference_list": 1, '
+    '{"model_id": "black-forest-labs/FLUX.1-dev", "owner": "black-forest-labs", "kind": "image", '
+    '"tasks": ["text-to-image-synthesis"], "downloads": 3000, "likes": null, "status": "ok", '
+    '"url": "https://modelscope.cn/models/black-forest-labs/FLUX.1-dev"}',
+    '{"model_id": "Qwen/QwQ-32B", "owner": "Qwen", "kind": "chat", '
+    '"tasks": ["text-generation"], "downloads": 2000, "likes": 400, "status": "ok", '
     '"url": "https://modelscope.cn/models/Qwen/QwQ-32B"}',
     '{"model_id": "Shanghai_AI_Laboratory/internlm2-chat-7b", "owner": "Shanghai_AI_Laboratory", '
-    '"tasks": ["text-generation", "chat"], "downloads": null, "likes": null, "api_inference": 1, '
-    '"in_inference_list": 1, '
-    '"url": "https://modelscope.cn/models/Shanghai_AI_Laboratory/internlm2-chat-7b"}',
+    '"kind": "chat", "tasks": ["text-generation", "chat"], "downloads": null, "likes": null, '
+    '"status": "ok", "url": "https://modelscope.cn/models/Shanghai_AI_Laboratory/internlm2-chat-7b"}',
+    '{"model_id": "deepseek-ai/DeepSeek-V4-Flash", "owner": "deepseek-ai", "kind": "other", '
+    '"tasks": [], "downloads": null, "likes": null, "status": "ok", '
+    '"url": "https://modelscope.cn/models/deepseek-ai/DeepSeek-V4-Flash"}',
 ]
 EXPECTED["json"] = "[\n" + ",\n".join(JSON_OBJECTS) + "\n]\n"
 EXPECTED["jsonl"] = "".join(o + "\n" for o in JSON_OBJECTS)
@@ -171,7 +184,7 @@ def test_json_and_csv_outputs_parse_back(db_path):
 
 @pytest.mark.parametrize("fmt, expected", [
     ("txt", ""), ("comma", ""), ("json", "[]\n"), ("jsonl", ""),
-    ("csv", "model_id,owner,tasks,downloads,likes,api_inference,in_inference_list,url\n"),
+    ("csv", "model_id,owner,kind,tasks,downloads,likes,status,url\n"),
 ])
 def test_an_empty_export_is_still_well_formed(db_path, fmt, expected):
     result = run(export_command, db_path, "--owner", "nobody", "--format", fmt)
@@ -202,27 +215,41 @@ def test_an_empty_export_is_still_well_formed(db_path, fmt, expected):
     (["--task", "text-to-image-synthesis", "--task", "chat"],
      ["Qwen/Qwen-Image", "black-forest-labs/FLUX.1-dev", "Shanghai_AI_Laboratory/internlm2-chat-7b"]),
     (["--task", "x') or 1=1 --"], []),
-    (["--owner", "Qwen"], ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen-Image", "Qwen/QwQ-32B"]),
+    (["--owner", "Qwen"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen-Image",
+                           "Qwen/QwQ-32B"]),
     (["--owner", "Qwen", "--owner", "ZhipuAI"],
-     ["Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image", "Qwen/QwQ-32B"]),
+     ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image",
+      "Qwen/QwQ-32B"]),
     (["--owner", "qwen"], []),  # owners are case-sensitive, as on the hub
-    (["--min-downloads", "3000"], ["Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image",
-                                   "black-forest-labs/FLUX.1-dev", "moonshotai/Kimi-K2-Instruct"]),
+    (["--min-downloads", "3000"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+                                   "ZhipuAI/GLM-4.6-API", "Qwen/Qwen-Image",
+                                   "black-forest-labs/FLUX.1-dev"]),
     (["--all", "--task", "text-generation", "--min-downloads", "1000", "--sort", "id"],
      ["Qwen/QwQ-32B", "Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API",
       "moonshotai/Kimi-K2-Instruct"]),
-    (["--sort", "likes"], ["Qwen/QwQ-32B", "Qwen/Qwen2.5-7B-Instruct", "moonshotai/Kimi-K2-Instruct",
+    (["--sort", "likes"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/QwQ-32B", "Qwen/Qwen2.5-7B-Instruct",
                            "Qwen/Qwen-Image", "ZhipuAI/GLM-4.6-API",
-                           "Shanghai_AI_Laboratory/internlm2-chat-7b", "black-forest-labs/FLUX.1-dev"]),
+                           "Shanghai_AI_Laboratory/internlm2-chat-7b", "black-forest-labs/FLUX.1-dev",
+                           "deepseek-ai/DeepSeek-V4-Flash"]),
     (["--sort", "updated"], ["Qwen/QwQ-32B", "Qwen/Qwen-Image", "ZhipuAI/GLM-4.6-API",
-                             "Qwen/Qwen2.5-7B-Instruct", "moonshotai/Kimi-K2-Instruct",
-                             "Shanghai_AI_Laboratory/internlm2-chat-7b", "black-forest-labs/FLUX.1-dev"]),
-    (["--sort", "id"], ["Qwen/QwQ-32B", "Qwen/Qwen-Image", "Qwen/Qwen2.5-7B-Instruct",
-                        "Shanghai_AI_Laboratory/internlm2-chat-7b", "ZhipuAI/GLM-4.6-API",
-                        "black-forest-labs/FLUX.1-dev", "moonshotai/Kimi-K2-Instruct"]),
-    (["--limit", "2"], ["Qwen/Qwen2.5-7B-Instruct", "ZhipuAI/GLM-4.6-API"]),
-    (["--sort", "likes", "--limit", "3"], ["Qwen/QwQ-32B", "Qwen/Qwen2.5-7B-Instruct",
-                                           "moonshotai/Kimi-K2-Instruct"]),
+                             "Qwen/Qwen2.5-7B-Instruct", "Shanghai_AI_Laboratory/internlm2-chat-7b",
+                             "Qwen/Qwen2.5-72B-Instruct", "black-forest-labs/FLUX.1-dev",
+                             "deepseek-ai/DeepSeek-V4-Flash"]),
+    (["--sort", "id"], ["Qwen/QwQ-32B", "Qwen/Qwen-Image", "Qwen/Qwen2.5-72B-Instruct",
+                        "Qwen/Qwen2.5-7B-Instruct", "Shanghai_AI_Laboratory/internlm2-chat-7b",
+                        "ZhipuAI/GLM-4.6-API", "black-forest-labs/FLUX.1-dev",
+                        "deepseek-ai/DeepSeek-V4-Flash"]),
+    (["--limit", "2"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
+    (["--sort", "likes", "--limit", "3"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/QwQ-32B",
+                                           "Qwen/Qwen2.5-7B-Instruct"]),
+    # --status picks other statuses (issue 11): the badged chat model /v1/models lacks,
+    # the removed one, and several at once.
+    (["--status", "not-served"], ["moonshotai/Kimi-K2-Instruct"]),
+    (["--status", "removed"], ["OldOrg/Gone-Model"]),
+    (["--status", "not-api", "--status", "removed"],
+     ["iic/speech_paraformer-large", "OldOrg/Gone-Model", "Qwen/Qwen2.5-7B-Instruct-GGUF"]),
+    (["--status", "ok", "--task", "text-to-image-synthesis"],
+     ["Qwen/Qwen-Image", "black-forest-labs/FLUX.1-dev"]),
 ])
 def test_filters_and_sorts(db_path, args, expected):
     result = run(export_command, db_path, *args)
@@ -232,7 +259,7 @@ def test_filters_and_sorts(db_path, args, expected):
 
 @pytest.mark.parametrize("args, expected", [
     # 3+ characters: the trigram FTS index, any case, names, description and tags.
-    (["--search", "instruct"], ["Qwen/Qwen2.5-7B-Instruct", "moonshotai/Kimi-K2-Instruct"]),
+    (["--search", "instruct"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
     (["--search", "12B RECTIFIED"], ["black-forest-labs/FLUX.1-dev"]),
     (["--search", "diffusers"], ["black-forest-labs/FLUX.1-dev"]),
     (["--search", '"dev"'], ["black-forest-labs/FLUX.1-dev"]),  # quotes are text, not syntax
@@ -240,7 +267,8 @@ def test_filters_and_sorts(db_path, args, expected):
     (["--all", "--search", "paraformer"], ["iic/speech_paraformer-large"]),
     # Shorter: LIKE on the ID and names.
     (["--search", "千问"], ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen-Image"]),
-    (["--search", "Qw"], ["Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen-Image", "Qwen/QwQ-32B"]),
+    (["--search", "Qw"], ["Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen-Image",
+                          "Qwen/QwQ-32B"]),
     (["--search", "%"], []),
     (["--search", "_"], ["Shanghai_AI_Laboratory/internlm2-chat-7b"]),
     (["--search", "  "], DEFAULT_IDS),
@@ -274,7 +302,7 @@ def test_output_writes_the_file_and_reports_on_stderr(db_path, out_dir):
     result = run(export_command, db_path, "--output", str(target))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert result.stderr == f"exported 7 models to {target}\n"
+    assert result.stderr == f"exported 8 models to {target}\n"
     assert target.read_text(encoding="utf-8") == EXPECTED["txt"]
     assert os.listdir(out_dir) == ["ids.txt"]
 
@@ -408,40 +436,35 @@ def test_a_file_that_is_not_a_database_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.parametrize("row, expected", [
+    # classify reads what the merge stored (the rule itself is tested in test_status.py).
     (None, ("unknown", None)),
-    ({"removed_at": "2026-04-20T06:00:00+00:00", "api_inference": 1, "in_inference_list": 1,
-      "tasks": "[]"}, ("unknown", "removed from the hub on 2026-04-20")),
-    ({"removed_at": None, "api_inference": 1, "in_inference_list": 1, "tasks": '["text-generation"]'},
-     ("ok", None)),
-    ({"removed_at": None, "api_inference": 0, "in_inference_list": 1, "tasks": None}, ("ok", None)),
-    # /models lists chat models only, so an API image model off the list is fine...
-    ({"removed_at": None, "api_inference": 1, "in_inference_list": 0,
-      "tasks": '["text-to-image-synthesis"]'}, ("ok", None)),
-    # ...but an API chat model off the list is suspicious.
-    ({"removed_at": None, "api_inference": 1, "in_inference_list": 0,
-      "tasks": '["text-generation", "chat"]'},
-     ("unlisted", "API-capable on the hub, but the inference service's /models list lacks it")),
-    ({"removed_at": None, "api_inference": 0, "in_inference_list": 0, "tasks": '["text-generation"]'},
-     ("not-api", None)),
+    ({"status": None, "status_reason": None}, ("unknown", None)),  # never derived
+    ({"status": "ok", "status_reason": status.REASONS["listed"]}, ("ok", None)),
+    ({"status": "not-served", "status_reason": status.REASONS["unlisted"]},
+     ("not-served", "it has the API-Inference badge, but /v1/models lacks this chat model")),
+    ({"status": "not-api", "status_reason": status.REASONS["not-api"]},
+     ("not-api", "it is not served by API-Inference")),
+    ({"status": "removed", "status_reason": "it is gone from the hub (since 2026-04-20)"},
+     ("removed", "it is gone from the hub (since 2026-04-20)")),
 ])
 def test_classify(row, expected):
     assert check.classify(row) == expected
 
 
 CHECK_TEXT = """\
-ok        Qwen/Qwen2.5-7B-Instruct
-ok        Qwen/Qwen-Image
-ok        Qwen/Qwen2.5-72B-Instruct
-ok        deepseek-ai/DeepSeek-V4-Flash
-ok        ZhipuAI/GLM-4.6-API
-ok        ZhipuAI/GLM-4.6  call it as ZhipuAI/GLM-4.6-API
-unlisted  moonshotai/Kimi-K2-Instruct  API-capable on the hub, but the inference service's /models list lacks it
-not-api   iic/speech_paraformer-large
-unknown   qwen/qwen2.5-7b-instruct  did you mean: Qwen/Qwen2.5-7B-Instruct, Qwen/Qwen2.5-72B-Instruct, Qwen/Qwen2.5-7B-Instruct-GGUF
-unknown   OldOrg/Gone-Model  removed from the hub on 2026-04-20
-unknown   nobody/zzz-nothing
+ok         Qwen/Qwen2.5-7B-Instruct
+ok         Qwen/Qwen-Image
+ok         Qwen/Qwen2.5-72B-Instruct
+ok         deepseek-ai/DeepSeek-V4-Flash
+ok         ZhipuAI/GLM-4.6-API
+ok         ZhipuAI/GLM-4.6  call it as ZhipuAI/GLM-4.6-API
+not-served moonshotai/Kimi-K2-Instruct  it has the API-Inference badge, but /v1/models lacks this chat model
+not-api    iic/speech_paraformer-large  it is not served by API-Inference
+unknown    qwen/qwen2.5-7b-instruct  did you mean: Qwen/Qwen2.5-7B-Instruct, Qwen/Qwen2.5-72B-Instruct, Qwen/Qwen2.5-7B-Instruct-GGUF
+removed    OldOrg/Gone-Model  it is gone from the hub (since 2026-04-20)
+unknown    nobody/zzz-nothing
 """
-CHECK_IDS = [line[10:].split("  ")[0] for line in CHECK_TEXT.splitlines()]
+CHECK_IDS = [line[11:].split("  ")[0] for line in CHECK_TEXT.splitlines()]
 
 
 def test_check_reports_each_id_on_an_aligned_line(db_path):
@@ -460,9 +483,9 @@ def test_check_json(db_path):
          "suggestions": []},
         {"id": "Qwen/qwq-32b", "status": "unknown", "model_id": None, "note": None,
          "suggestions": ["Qwen/QwQ-32B"]},
-        {"id": "moonshotai/Kimi-K2-Instruct", "status": "unlisted",
+        {"id": "moonshotai/Kimi-K2-Instruct", "status": "not-served",
          "model_id": "moonshotai/Kimi-K2-Instruct",
-         "note": "API-capable on the hub, but the inference service's /models list lacks it",
+         "note": "it has the API-Inference badge, but /v1/models lacks this chat model",
          "suggestions": []},
     ]
 
@@ -480,20 +503,26 @@ def test_check_exits_0_only_when_every_id_is_ok(db_path, ids, code):
 def test_check_reads_ids_from_stdin(db_path):
     result = run(check_command, db_path, "-", "Qwen/QwQ-32B",
                  input="Qwen/Qwen2.5-7B-Instruct\n\n  Qwen/Qwen-Image  \n")
-    assert result.stdout == ("ok        Qwen/Qwen2.5-7B-Instruct\n"
-                             "ok        Qwen/Qwen-Image\n"
-                             "ok        Qwen/QwQ-32B\n")
+    assert result.stdout == ("ok         Qwen/Qwen2.5-7B-Instruct\n"
+                             "ok         Qwen/Qwen-Image\n"
+                             "ok         Qwen/QwQ-32B\n")
     assert result.exit_code == 0
 
 
 def test_an_export_pipes_into_check(db_path):
     listed = run(export_command, db_path, "--listed", "--format", "comma").stdout
     result = run(check_command, db_path, "-", input=listed)
-    assert lines(result.stdout) == [f"ok        {i}" for i in listed.strip().split(",")]
+    assert lines(result.stdout) == [f"ok         {i}" for i in listed.strip().split(",")]
     assert result.exit_code == 0
-    # The default export holds an API chat model /models lacks.
-    everything = run(export_command, db_path).stdout
-    assert run(check_command, db_path, "-", input=everything).exit_code == 1
+    # The default export is the IDs that will work, so check agrees with every one
+    # (issue 11: it used to hold an API chat model /v1/models lacks).
+    default = run(export_command, db_path).stdout
+    result = run(check_command, db_path, "-", input=default)
+    assert lines(result.stdout) == [f"ok         {i}" for i in DEFAULT_IDS]
+    assert result.exit_code == 0
+    # --all holds the others, and check says so.
+    assert run(check_command, db_path, "-", input=run(export_command, db_path, "--all").stdout
+               ).exit_code == 1
 
 
 @pytest.mark.parametrize("args, stdin", [([], None), (["-"], ""), (["-"], " \n\n")])
@@ -507,7 +536,7 @@ def test_check_warns_on_a_stale_catalog(db_path):
     db.conn.execute("delete from crawl_runs")
     db.conn.close()
     result = run(check_command, db_path, "Qwen/QwQ-32B")
-    assert result.stdout == "ok        Qwen/QwQ-32B\n"
+    assert result.stdout == "ok         Qwen/QwQ-32B\n"
     assert result.stderr == ("warning: this catalog has never had a complete crawl: "
                              "run `indexer crawl` to refresh it\n")
     assert result.exit_code == 0

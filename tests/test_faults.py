@@ -18,7 +18,7 @@ import pytest
 from indexer import fetch, site
 from tests import fakehub
 from tests.fixtures.catalog import build_catalog, make_item
-from tests.helpers import make_fetcher, models, rows, run_crawl, without_times
+from tests.helpers import make_fetcher, models, rows, run_crawl, with_status, without_times
 from tests.test_crawl import expected_models, stored
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ def hostile_row(name, **values):
         "in_inference_list": 0, "support_inference": "",
         "url": f"https://modelscope.cn/models/hostile/{name}", "removed_at": None}
     row.update(values)
-    return row
+    return with_status(row)
 
 
 HOSTILE = [

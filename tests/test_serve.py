@@ -80,7 +80,13 @@ def test_the_sample_has_history_to_show(fresh_sample):
         {"event": "added", "n": 3}, {"event": "api_disabled", "n": 1},
         {"event": "api_enabled", "n": 3}, {"event": "changed", "n": 2},
         {"event": "listed", "n": 2}, {"event": "removed", "n": 1},
-        {"event": "unlisted", "n": 2}]
+        {"event": "status_changed", "n": 3}, {"event": "unlisted", "n": 2}]
+    # Status moves the sample's history causes (issue 11), for the feed to show.
+    assert rows(fresh_sample, "select model_id, json_extract(detail, '$.new') as new from model_events "
+                              "where event = 'status_changed' order by model_id") == [
+        {"model_id": "AI-ModelScope/Phi-3.5-mini-instruct", "new": "not-served"},
+        {"model_id": "Qwen/Qwen2.5-72B-Instruct", "new": "not-api"},
+        {"model_id": "openmoss/MOSS-TTSD-v0.5", "new": "removed"}]
     assert rows(fresh_sample, "select value from catalog_info where key = 'sample'") == [
         {"value": "1"}]
     assert len(models(fresh_sample)) == 302

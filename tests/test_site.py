@@ -12,6 +12,7 @@ import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
+from indexer import check as check_module
 from indexer import schema, site, store
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import (
@@ -91,6 +92,8 @@ def crawl(tmp_path_factory):
         # Ten days of history, so `trending` (and the dashboard's growth chart) has a row.
         conn.execute("insert into model_stats values (?, '2026-10-24', 1, 0)", [EVIL_ID])
         conn.execute("insert into model_stats values (?, '2026-11-03', 5, 0)", [EVIL_ID])
+        # What the merge stores for every row it writes (indexer/status.py's rule).
+        schema.derive_columns(conn)
     conn.close()
     return path, picks
 
@@ -137,24 +140,39 @@ def public(row, *columns):
     return {c: row[c] for c in columns}
 
 
-def is_unlisted_chat(m):
-    return m["api_inference"] == 1 and m["in_inference_list"] == 0 and TG in m["_tasks"]
-
-
 def is_callable(m):
-    return (m["api_inference"] == 1 or m["in_inference_list"] == 1) and not is_unlisted_chat(m)
+    # The stored answer every page reads (the rule is tested in test_status.py;
+    # the anchors below pin what it says for each kind of model).
+    return m["status"] == "ok"
 
 
 def by_downloads(rows_, key="model_id"):
-    return sorted(rows_, key=lambda r: (-(r["downloads"] or 0), r[key]))
+    # SQL's `downloads desc` puts NULL (a listed model missing from the hub) last.
+    return sorted(rows_, key=lambda r: (r["downloads"] is None, -(r["downloads"] or 0), r[key]))
 
 
 # The fixture itself -------------------------------------------------------
 
 
-def test_the_fixture_has_the_events_the_tests_rely_on(crawled):
+def compact(value):
+    """JSON as SQLite's json_object writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_the_fixture_has_the_events_the_tests_rely_on(crawled, picks):
     counts = Counter(r["event"] for r in rows(crawled, "select event from model_events"))
-    assert counts == {"added": FRESH + 1, "api_enabled": 1, "changed": 1, "removed": 1, "unlisted": 1}
+    assert counts == {"added": FRESH + 1, "api_enabled": 1, "changed": 1, "removed": 1, "unlisted": 1,
+                      "status_changed": 2}
+    # Issue 11: the status moves with the debounced flags; LISTED_NOT_API_ID was ok
+    # (listed) before it got the badge too, so it has no status_changed event.
+    assert rows(crawled, "select model_id, detail from model_events where event = 'status_changed' "
+                         "order by model_id") == sorted([
+        {"model_id": picks["unlisted"], "detail": compact(
+            {"old": "ok", "new": "not-served",
+             "reason": "it has the API-Inference badge, but /v1/models lacks this chat model"})},
+        {"model_id": picks["removed"], "detail": compact(
+            {"old": "not-api", "new": "removed", "reason": "it is gone from the hub (since 2026-11-03)"})},
+    ], key=lambda r: r["model_id"])
 
 
 # Index and tables ---------------------------------------------------------
@@ -181,10 +199,13 @@ def test_models_table_facets_and_sort(ds, models):
     # Datasette 0.65 drops a facet that timed out from the JSON (and names it
     # on the HTML page), so all six must be here with their counts.
     facets = data["facet_results"]
-    assert sorted(facets) == sorted(["api_inference", "tasks", "owner", "license", "libraries",
+    assert sorted(facets) == sorted(["status", "kind", "tasks", "owner", "license", "libraries",
                                      "in_inference_list"])
-    for flag in ("api_inference", "in_inference_list"):
-        assert {r["value"]: r["count"] for r in facets[flag]["results"]} == Counter(m[flag] for m in models)
+    for column in ("status", "kind", "in_inference_list"):
+        assert {r["value"]: r["count"] for r in facets[column]["results"]} == Counter(
+            m[column] for m in models)
+    # Every status but `unknown` (which only `indexer check` says) is stored here.
+    assert {r["value"] for r in facets["status"]["results"]} == {"ok", "not-served", "not-api", "removed"}
     tasks = Counter(t for m in models for t in m["_tasks"])
     assert {r["value"]: r["count"] for r in facets["tasks"]["results"]} == dict(tasks.most_common(30))
     assert [r["model_id"] for r in data["rows"]] == [m["model_id"] for m in by_downloads(models)[:3]]
@@ -217,12 +238,12 @@ def assert_by_downloads(got, expected):
 # Canned queries -----------------------------------------------------------
 
 
-API_COLUMNS = ("model_id", "owner", "tasks", "downloads", "likes", "in_inference_list", "url")
+API_COLUMNS = ("model_id", "owner", "kind", "tasks", "downloads", "likes", "status_reason", "url")
 
 
 def api_rows(models, keep=lambda m: True):
     out = [dict(public(m, *API_COLUMNS), model_id=m["api_model_id"] or m["model_id"])
-           for m in models if m["api_inference"] == 1 and keep(m)]
+           for m in models if m["status"] == "ok" and keep(m)]
     return by_downloads(out)
 
 
@@ -231,7 +252,7 @@ def api_rows(models, keep=lambda m: True):
     ({"task": "", "owner": "", "min_downloads": ""}, lambda m: True),
     ({"task": TG}, lambda m: TG in m["_tasks"]),
     ({"owner": "Qwen"}, lambda m: m["owner"] == "Qwen"),
-    ({"min_downloads": "1000"}, lambda m: m["downloads"] >= 1000),
+    ({"min_downloads": "1000"}, lambda m: (m["downloads"] or 0) >= 1000),
     ({"task": "text-to-image-synthesis", "owner": "Qwen", "min_downloads": "10"},
      lambda m: "text-to-image-synthesis" in m["_tasks"] and m["owner"] == "Qwen" and m["downloads"] >= 10),
 ])
@@ -247,7 +268,7 @@ def test_find_api_models_unfiltered_equals_the_api_models_view(ds):
     assert sorted(query, key=lambda r: r["model_id"]) == sorted(view, key=lambda r: r["model_id"])
 
 
-FALLBACK_COLUMNS = ("model_id", "downloads", "likes", "in_inference_list", "tasks", "url")
+FALLBACK_COLUMNS = ("model_id", "kind", "downloads", "likes", "tasks", "url")
 
 
 @pytest.mark.parametrize("params, task, n", [
@@ -258,7 +279,7 @@ def test_fallback_models_and_ids(ds, models, params, task, n):
     expected = by_downloads([
         dict(public(m, *FALLBACK_COLUMNS), model_id=m["api_model_id"] or m["model_id"])
         for m in models
-        if is_callable(m) and m["removed_at"] is None and (task is None or task in m["_tasks"])])[:n]
+        if is_callable(m) and (task is None or task in m["_tasks"])])[:n]
     assert get_json(ds, f"/catalog/fallback_models.json?{q(**params)}&_shape=array") == expected
     lines = get(ds, f"/catalog/fallback_ids.csv?{q(**params)}&_header=off").text.splitlines()
     assert lines == [r["model_id"] for r in expected]
@@ -272,29 +293,39 @@ def test_fallbacks_leave_out_chat_models_the_service_does_not_list(ds, picks):
     assert EVIL_ID not in ids and LISTED_NOT_API_ID in ids
 
 
-CHECK_COLUMNS = ("model_id", "api_inference", "in_inference_list", "tasks", "downloads",
-                 "last_seen_at", "removed_at", "url")
+CHECK_COLUMNS = ("model_id", "callable_id", "status", "status_reason", "kind", "tasks",
+                 "downloads", "last_seen_at", "url")
 
 
 def check_row(models, model_id, match, status):
     m = next(m for m in models if m["model_id"] == model_id)
-    return {"match": match, **public(m, *CHECK_COLUMNS[:1]),
-            "callable_id": m["api_model_id"] or m["model_id"], "status": status,
-            **public(m, *CHECK_COLUMNS[1:])}
+    assert m["status"] == status
+    return {"match": match, "model_id": model_id,
+            # Only an ID that will work has an ID to call.
+            "callable_id": (m["api_model_id"] or m["model_id"]) if status == "ok" else None,
+            **public(m, *CHECK_COLUMNS[2:])}
 
 
-UNKNOWN_COLUMNS = ("callable_id", "api_inference", "in_inference_list", "tasks", "downloads",
-                   "last_seen_at", "removed_at", "url")
+UNKNOWN_ROW = {"match": "exact", "model_id": None, "callable_id": None, "status": "unknown",
+               "status_reason": "the catalog has never seen this ID", "kind": None, "tasks": None,
+               "downloads": None, "last_seen_at": None, "url": None}
 
 
 def check(ds, pasted):
     rows_ = get_json(ds, f"/catalog/check_model_id.json?{q(id=pasted)}&_shape=array")
     # Column order is part of the answer users read.
     if rows_:
-        assert list(rows_[0]) == ["match", "model_id", "callable_id", "status", "api_inference",
-                                  "in_inference_list", "tasks", "downloads", "last_seen_at",
-                                  "removed_at", "url"]
+        assert list(rows_[0]) == ["match", *CHECK_COLUMNS]
     return rows_
+
+
+def suggestions(crawled, given):
+    """What `indexer check` suggests (indexer.check.suggest), which the site must echo."""
+    db = store.open_db(crawled, create=False)
+    try:
+        return check_module.suggest(db, given)
+    finally:
+        db.conn.close()
 
 
 def test_check_model_id_without_an_id_answers_nothing(ds):
@@ -307,81 +338,64 @@ def test_check_model_id_without_an_id_answers_nothing(ds):
     (API_IMAGE_ID, "ok"),                # the badge, not chat: not expected on the list
     (LISTED_NOT_API_ID, "ok"),           # flagged since the second crawl
     (LISTED_MISSING_ID, "ok"),           # listed, not on the hub: callable
-    (UNLISTED_API_CHAT_ID, "unlisted"),
-    (EVIL_ID, "unlisted"),
+    (UNLISTED_API_CHAT_ID, "not-served"),
+    (EVIL_ID, "not-served"),
     ("openmoss/MOSS-TTSD-v0.5", "not-api"),
 ])
 def test_check_model_id_exact(ds, models, model_id, status):
-    got = check(ds, model_id)
-    assert got[0] == check_row(models, model_id, "exact", status)
+    # A known, live ID gets no close matches: it is its own answer.
+    assert check(ds, model_id) == [check_row(models, model_id, "exact", status)]
+
+
+def test_check_model_id_for_a_removed_model(ds, crawled, models, picks):
+    removed = picks["removed"]
+    got = check(ds, removed)
+    assert got[0] == check_row(models, removed, "exact", "removed")
+    # A removed ID gets the CLI's suggestions, as an unknown one does (issue 11).
+    assert [r["model_id"] for r in got[1:]] == suggestions(crawled, removed)
     assert all(r["match"] == "close" for r in got[1:])
 
 
-def test_check_model_id_for_a_removed_model(ds, models, picks):
-    removed = picks["removed"]
-    assert check(ds, removed)[0] == check_row(models, removed, "exact", "removed")
-
-
-def test_check_model_id_unknown_with_close_matches(ds, models):
+def test_check_model_id_unknown_with_close_matches(ds, crawled, models):
     got = check(ds, " qwen/qwen2.5-7b-instruct ")
-    assert got[0] == {"match": "exact", "model_id": "qwen/qwen2.5-7b-instruct", "status": "unknown",
-                      **{c: None for c in UNKNOWN_COLUMNS}}
-    close = [m for m in models if "qwen/qwen2.5-7b-instruct" in m["model_id"].lower()
-             or m["model_id"].lower() in "qwen/qwen2.5-7b-instruct"
-             or m["name"].lower() == "qwen2.5-7b-instruct"]
-    same_case_first = sorted(close, key=lambda m: (m["model_id"].lower() != "qwen/qwen2.5-7b-instruct",
-                                                   -(m["downloads"] or 0), m["model_id"]))
-    assert got[1:] == [check_row(models, m["model_id"], "close",
-                                 "ok" if is_callable(m) else "unlisted" if is_unlisted_chat(m) else "not-api")
-                       for m in same_case_first[:10]]
-    assert got[1]["model_id"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert got[0] == UNKNOWN_ROW
+    expected = suggestions(crawled, "qwen/qwen2.5-7b-instruct")
+    assert expected[0] == "Qwen/Qwen2.5-7B-Instruct"  # the right casing first
+    assert got[1:] == [check_row(models, m, "close", next(x["status"] for x in models
+                                                           if x["model_id"] == m)) for m in expected]
 
 
-def test_check_model_id_finds_the_name_under_another_owner(ds, models):
+@pytest.mark.parametrize("pasted", ["SomeMirror/Kimi-K2-Instruct", "Qwen/Qwen2.5-7B-Instrcut",
+                                    "modelscope/Qwen/Qwen-Image:latest", "a", "%",
+                                    "Qwen_Qwen2.5-7B-Instruct", "\\", "_"])
+def test_check_model_id_suggests_what_the_cli_suggests(ds, crawled, pasted):
+    got = check(ds, pasted)
+    assert got[0] == UNKNOWN_ROW
+    assert [r["model_id"] for r in got[1:]] == suggestions(crawled, pasted)
+    assert all(r["match"] == "close" for r in got[1:])
+
+
+def test_check_model_id_finds_the_name_under_another_owner(ds):
     got = check(ds, "SomeMirror/Kimi-K2-Instruct")
-    assert got[0]["status"] == "unknown"
     assert [r["model_id"] for r in got[1:]] == [UNLISTED_API_CHAT_ID]
 
 
-def test_check_model_id_finds_an_id_inside_pasted_text(ds):
-    got = check(ds, "modelscope/Qwen/Qwen-Image:latest")
-    assert got[0]["status"] == "unknown"
-    assert API_IMAGE_ID in [r["model_id"] for r in got[1:]]
-
-
-def test_check_model_id_caps_close_matches(ds):
-    got = check(ds, "a")
-    assert got[0]["status"] == "unknown" and len(got) == 11
-
-
-@pytest.mark.parametrize("pasted", ["%", "Qwen_Qwen2.5-7B-Instruct", "\\"])
-def test_check_model_id_takes_wildcards_literally(ds, pasted):
-    got = check(ds, pasted)
-    assert [r["status"] for r in got] == ["unknown"]
-    assert all("_" in r["model_id"] for r in check(ds, "_")[1:])
-
-
 def test_disagreements(ds, models, picks):
-    def kind(m):
-        if m["api_inference"] == 1:
-            return "badge, not listed"
-        if m["tasks"] is None and m["downloads"] is None:
-            return "listed, not on the hub"
-        return "listed, no badge"
+    def side(m):
+        return "badge, not served" if m["status"] == "not-served" else "listed, no badge"
 
     expected = [
-        {"disagreement": kind(m), **public(m, "model_id", "api_model_id", "api_inference",
-                                            "in_inference_list", "tasks", "downloads",
-                                            "last_seen_at", "removed_at", "url")}
+        {"disagreement": side(m), **public(m, "model_id", "status", "status_reason", "kind", "tasks",
+                                           "downloads", "last_seen_at", "url")}
         for m in models
-        if (is_unlisted_chat(m) and m["removed_at"] is None)
-        or (m["in_inference_list"] == 1 and m["api_inference"] == 0)]
+        if m["status"] == "not-served" or (m["in_inference_list"] == 1 and m["api_inference"] == 0)]
     expected.sort(key=lambda r: (r["disagreement"], -(r["downloads"] or 0), r["model_id"]))
     got = get_json(ds, "/catalog/disagreements.json?_shape=array")
     assert got == expected
-    assert {r["model_id"] for r in got} >= {UNLISTED_API_CHAT_ID, picks["unlisted"],
-                                            EVIL_ID, LISTED_MISSING_ID}
-    assert API_IMAGE_ID not in {r["model_id"] for r in got}
+    by_id = {r["model_id"]: r["disagreement"] for r in got}
+    assert by_id[UNLISTED_API_CHAT_ID] == by_id[picks["unlisted"]] == by_id[EVIL_ID] == "badge, not served"
+    assert by_id[LISTED_MISSING_ID] == "listed, no badge"
+    assert API_IMAGE_ID not in by_id
 
 
 def changes_ids(ds, **params):
@@ -445,9 +459,12 @@ def feed(ds, url):
 def test_feed_with_many_events(ds, crawled):
     entries = feed(ds, "/catalog/changes.atom")
     events = rows(crawled, "select * from model_events order by at desc, id desc")
-    assert len(entries) == len(events) == FRESH + 5
+    assert len(entries) == len(events) == FRESH + 7
     titles = [e.find(f"{ATOM}title").text for e in entries]
-    assert sorted(titles) == sorted(f"{e['model_id']}: {e['event']}" for e in events)
+    headline = {"not-served": "is no longer served", "removed": "was removed from the hub"}
+    assert sorted(titles) == sorted(
+        f"{e['model_id']} {headline[json.loads(e['detail'])['new']]}" if e["event"] == "status_changed"
+        else f"{e['model_id']}: {e['event']}" for e in events)
     assert f"{EVIL_ID}: added" in titles
     assert all(e.find(f"{ATOM}updated").text.endswith("+00:00") for e in entries)
     assert all(e.find(f"{ATOM}link").get("href").startswith("https://modelscope.cn/models/")
@@ -486,11 +503,11 @@ def baseline(tmp_path_factory):
     "/catalog/models?_search=alert",
     "/catalog/models?owner=evil",
     f"/catalog/models/{tilde_encode(EVIL_ID)}",
-    "/catalog/find_api_models?owner=evil",
+    "/catalog/models?status=not-served&owner=evil",
     f"/catalog/check_model_id?{q(id=EVIL_ID)}",
     "/catalog/disagreements",
     "/catalog/changes?owner=evil",
-    "/catalog/api_models?owner=evil",
+    "/catalog/models?kind=chat&owner=evil",
     "/catalog/model_events?model_id=" + urllib.parse.quote(EVIL_ID),
 ])
 def test_a_hostile_model_name_renders_escaped(ds, url):
@@ -505,7 +522,8 @@ def test_a_hostile_model_name_renders_escaped(ds, url):
 def test_model_ids_in_queries_link_to_modelscope(ds):
     page = get(ds, "/catalog/find_api_models?owner=Qwen").text
     assert ('<a href="https://modelscope.cn/models/Qwen/Qwen-Image">Qwen/Qwen-Image</a>') in page
-    page = get(ds, "/catalog/find_api_models?owner=evil").text
+    # The hostile model is not-served, so it shows on the disagreements page.
+    page = get(ds, "/catalog/disagreements").text
     escaped = "evil/&lt;script&gt;alert(1)&lt;/script&gt;"
     assert f'<a href="https://modelscope.cn/models/{escaped}">{escaped}</a>' in page
 
@@ -529,14 +547,14 @@ def test_dashboard_renders(ds):
 
 def test_dashboard_charts(ds, crawled, models):
     runs = rows(crawled, "select * from crawl_runs order by id desc")
-    assert chart_rows(ds, "api-now") == [{"n": sum(m["api_inference"] for m in models)}]
+    assert chart_rows(ds, "api-now") == [{"n": sum(m["status"] == "ok" for m in models)}]
     assert chart_rows(ds, "api-over-time") == [
         {"day": r["finished_at"][:10], "api_models": r["api_models"]} for r in runs]
     assert chart_rows(ds, "events-per-week") == [
         {"week": "2026-44", "event": e, "events": n}
         for e, n in sorted(Counter(r["event"] for r in rows(crawled, "select event from model_events")).items())]
     assert chart_rows(ds, "top-growing") == [{
-        "model_id": "evil/&lt;script&gt;alert(1)&lt;/script&gt;", "api_inference": 1,
+        "model_id": "evil/&lt;script&gt;alert(1)&lt;/script&gt;", "status": "not-served",
         "downloads": 5, "downloads_7d": 4, "downloads_30d": None}]
     tasks = Counter(t for m in models if m["removed_at"] is None for t in m["_tasks"])
     assert {r["task"]: r["models"] for r in chart_rows(ds, "models-per-task")} == dict(tasks.most_common(25))
@@ -715,7 +733,7 @@ def test_csv_streaming_returns_every_api_model_past_the_row_cap(crawled, models)
     ds = site.build_datasette(crawled, settings={"max_returned_rows": 10})
     response = get(ds, "/catalog/api_models.csv?_stream=on&_col=model_id&_header=off")
     assert response.status_code == 200
-    ids = [m["api_model_id"] or m["model_id"] for m in models if m["api_inference"] == 1]
+    ids = [m["api_model_id"] or m["model_id"] for m in models if m["status"] == "ok"]
     assert len(ids) > 10
     assert sorted(response.text.splitlines()) == sorted(ids)
     # The models table's page size was fitted under the lower cap instead of failing.

@@ -44,7 +44,12 @@ def fresh_copy(source, path):
     with store.transaction(db):
         for table in DATA_TABLES:
             if table != "facet_counts":
-                conn.execute(f"insert into {table} select * from old.{table}")
+                columns = ", ".join(r[1] for r in conn.execute(f"pragma old.table_info({table})"))
+                conn.execute(f"insert into {table} ({columns}) select {columns} from old.{table}")
+        # What migration 4 stores from the old columns, the merge stores for a new row.
+        schema.derive_columns(conn)
+        conn.execute("update model_tracking set status = (select m.status from models m "
+                     "where m.model_id = model_tracking.model_id)")
     conn.execute("detach database old")
     return db
 
@@ -56,6 +61,7 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     before = sqlite3.connect(old)
     assert before.execute("pragma user_version").fetchone() == (2,)
     old_rows = {t: table_rows(before, t) for t in DATA_TABLES}
+    old_columns = {t: [r[1] for r in before.execute(f"pragma table_info({t})")] for t in DATA_TABLES}
     before.close()
 
     upgraded = store.open_db(old)
@@ -63,7 +69,15 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     assert master(upgraded.conn) == master(fresh.conn)
     assert schema.schema_version(upgraded) == schema.schema_version(fresh) == schema.SCHEMA_VERSION
     for table in DATA_TABLES:
-        assert table_rows(upgraded.conn, table) == table_rows(fresh.conn, table) == old_rows[table]
+        assert table_rows(upgraded.conn, table) == table_rows(fresh.conn, table)
+        # The old columns keep the old values; migration 4 only appends columns.
+        columns = ", ".join(old_columns[table])
+        assert sorted(upgraded.conn.execute(f"select {columns} from {table}").fetchall(),
+                      key=repr) == old_rows[table]
+    # Migration 4 stored the rule's answer on every model and the tracking row.
+    assert upgraded.conn.execute(
+        "select count(*) from models m join model_tracking t using (model_id) "
+        "where m.status is null or m.kind is null or t.status is not m.status").fetchone() == (0,)
     for text in ("qwen", "Qwen", "chat", "模型"):
         assert search(upgraded.conn, text) == search(fresh.conn, text)
     assert search(upgraded.conn, "qwen")  # the rebuilt index finds something at all
