@@ -180,7 +180,7 @@ def test_a_model_that_left_the_api_set_has_no_callable_id(tmp_path, catalog, mak
     try:
         assert check.check_ids(catalog_db, ["Qwen/Qwen-Image", "Qwen/qwen-image-callable"]) == [
             {"id": "Qwen/Qwen-Image", "status": "not-api", "model_id": "Qwen/Qwen-Image",
-             "note": None, "suggestions": []},
+             "note": "it is not served by API-Inference", "suggestions": []},
             {"id": "Qwen/qwen-image-callable", "status": "unknown", "model_id": None,
              "note": None, "suggestions": check.suggest(catalog_db, "Qwen/qwen-image-callable")},
         ]
@@ -194,4 +194,4 @@ def test_a_model_that_left_the_api_set_has_no_callable_id(tmp_path, catalog, mak
     answer = get_json(site.build_datasette(path),
                       f"/catalog/check_model_id.json?{q(id='Qwen/Qwen-Image')}&_shape=array")
     assert [(r["match"], r["model_id"], r["callable_id"], r["status"]) for r in answer] == [
-        ("exact", "Qwen/Qwen-Image", "Qwen/Qwen-Image", "not-api")]
+        ("exact", "Qwen/Qwen-Image", None, "not-api")]
