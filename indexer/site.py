@@ -203,6 +203,7 @@ class SitePlugin:
         if _catalog_name(datasette) is not None:
             paths = [p for p in (datasette.template_dir, str(TEMPLATE_DIR)) if p]
             env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
+            env.filters["exact_attr"] = site_pages.exact_attr
 
     @hookimpl
     def extra_template_vars(self, template, database, table, view_name, request, datasette):

@@ -119,3 +119,12 @@ def render_cell(row, value, column):
             return markupsafe.Markup('<span title="{}">{}</span>').format(
                 xml_safe(value), ", ".join(xml_safe(str(i)) for i in items))
     return None
+
+
+def exact_attr(value):
+    """`value` for an HTML attribute, with every invisible or reordering character as a numeric
+    reference: a copy button copies the exact ID, yet the page source shows none raw (issue 14)."""
+    text = "" if value is None else str(value)
+    escaped = str(markupsafe.escape(text))
+    return markupsafe.Markup("".join(c if c.isprintable() and c.isascii() or c.isalnum()
+                                     else f"&#x{ord(c):x};" for c in escaped))
