@@ -8,9 +8,8 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from indexer import store
+from indexer import freshness
 
 FORMATS = ("txt", "comma", "csv", "json", "jsonl")
 SORTS = {
@@ -22,7 +21,7 @@ SORTS = {
     "id": ("model_id",),
 }
 EXPORT_KEYS = ("model_id", "owner", "kind", "tasks", "downloads", "likes", "status", "url")
-STALE_AFTER = timedelta(days=2)
+STALE_AFTER = freshness.STALE_AFTER
 # A spreadsheet runs a cell that starts with one of these as a formula; OWASP's
 # advice (CSV injection) is a leading `'`, which the spreadsheet hides (issue 14).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -198,22 +197,4 @@ def export_to_file(rows, fmt, path, raw_csv=False):
 
 def freshness_warning(db, now):
     """A one-line warning when the catalog is a sample, never crawled completely, or stale; else None."""
-    if store.is_sample(db):
-        return ("this catalog holds the bundled sample, not a crawl: "
-                "its IDs are examples; run `indexer crawl` for real ones")
-    run = store.last_complete_run(db)
-    finished = _parse_time(run["finished_at"]) if run else None
-    if finished is None:
-        return "this catalog has never had a complete crawl: run `indexer crawl` to refresh it"
-    age = now - finished
-    if age > STALE_AFTER:
-        return (f"the newest complete crawl finished on {finished.date().isoformat()} "
-                f"({age.days} days ago): run `indexer crawl` to refresh the catalog")
-    return None
-
-
-def _parse_time(text):
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
+    return freshness.stale_warning(freshness.read(db.conn), now)

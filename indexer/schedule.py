@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from indexer import crawl, store
+from indexer import crawl, freshness, store
 from indexer.durations import parse_duration
 
 log = logging.getLogger("indexer.schedule")
@@ -182,16 +182,10 @@ def last_live_run_at(db_path):
     except store.CatalogError:
         return None
     try:
-        # The bundled sample's runs are not live data: a catalog holding it counts as never crawled.
-        if store.is_sample(db):
-            return None
-        row = db.conn.execute("select max(finished_at) from crawl_runs "
-                              "where status = 'complete'").fetchone()
-    except sqlite3.Error:
-        return None
+        fresh = freshness.read_or_none(db.conn)
     finally:
         db.conn.close()
-    return datetime.fromisoformat(row[0]) if row[0] else None
+    return fresh.live_refreshed_at if fresh else None
 
 
 def first_api_run(db_path, every, now):

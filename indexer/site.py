@@ -17,7 +17,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from indexer import check, facets, status
+from indexer import check, facets, freshness, site_pages, status, store
 from indexer.modelid import visible, xml_safe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -46,19 +46,6 @@ ERROR_CHARS = 300
 # Columns that name a model: shown with every hidden or reordering character
 # as <U+XXXX> (issue 14). Other text keeps its tabs and newlines.
 ID_COLUMNS = frozenset({"model_id", "owner", "name", "chinese_name", "api_model_id"})
-
-BANNER_SQL = """
-select
-  (select value from catalog_info where key = 'sample') as sample,
-  c.finished_at as refreshed_at, c.scope as refreshed_scope,
-  l.status as last_status, l.finished_at as last_at, l.error as last_error
-from (select 1)
-left join (select finished_at, scope from crawl_runs
-           where status = 'complete' order by id desc limit 1) c
-left join (select status, finished_at, error from crawl_runs
-           where status != 'running' order by id desc limit 1) l
-"""
-
 
 def load_metadata():
     """metadata.yml: the package's copy when the repository's is absent (an installed wheel)."""
@@ -134,15 +121,21 @@ def _catalog_name(datasette):
     return CATALOG_NAME if datasette.plugin_config(PLUGIN_NAME) else None
 
 
-async def read_banner(datasette, db_name):
-    """What the freshness banner says: {"level", "text"} dicts, worst first; [] when unknown."""
+async def read_freshness(datasette, db_name):
+    """The catalog's Freshness through Datasette, or None for a catalog without the schema yet."""
     try:
         db = datasette.get_database(db_name)
-        rows = (await db.execute(BANNER_SQL)).rows
+        rows = (await db.execute(freshness.FRESHNESS_SQL)).rows
     except (KeyError, sqlite3.Error, QueryInterrupted):
         # A catalog without the schema yet (or a slow disk) must not break a page.
-        return []
-    return banner_lines(dict(rows[0]) if rows else {})
+        return None
+    return freshness.from_row(dict(rows[0]) if rows else {})
+
+
+async def read_banner(datasette, db_name):
+    """What the freshness banner says: {"level", "text"} dicts, worst first; [] when unknown."""
+    fresh = await read_freshness(datasette, db_name)
+    return [] if fresh is None else banner_lines(fresh, store.utc_now())
 
 
 def _suggest_ids(conn, given):
@@ -152,24 +145,43 @@ def _suggest_ids(conn, given):
     return json.dumps(check.suggest(sqlite_utils.Database(conn), given.strip()))
 
 
-def banner_lines(state):
+def banner_lines(fresh, now):
+    """The banner for a Freshness, in plain words: what is shown, how old it is, what happens next."""
     lines = []
-    if state.get("last_status") in ("failed", "incomplete"):
-        text = f"Last crawl {state['last_status']} at {state['last_at'] or 'an unknown time'}"
-        error = (state.get("last_error") or "").strip()
-        if error:
-            text += f": {error[:ERROR_CHARS]}{'…' if len(error) > ERROR_CHARS else ''}"
-        lines.append({"level": "error", "text": text})
-    if state.get("sample") == "1":
-        lines.insert(0, {"level": "warning", "text": (
-            "Sample data: these are the bundled example models, not real ModelScope counts "
-            "until the first live crawl.")})
-    elif state.get("refreshed_at"):
+    if fresh.sample:
+        as_of = fresh.refreshed_at.date().isoformat() if fresh.refreshed_at else "an unknown day"
+        lines.append({"level": "warning", "text": (
+            f"Sample data, made up: the bundled example models as of {as_of}, not real "
+            "ModelScope counts. The first live crawl replaces them.")})
+    if fresh.last_failed:
+        lines.append({"level": "error", "text": failure_text(fresh, now)})
+    elif not fresh.sample and fresh.refreshed_at:
         lines.append({"level": "info", "text": (
-            f"Catalog last refreshed {state['refreshed_at']} ({state['refreshed_scope']})")})
-    else:
+            f"Catalog last refreshed {fresh.refreshed_at.isoformat()} ({fresh.refreshed_scope})")})
+    if not fresh.sample and fresh.refreshed_at is None and not fresh.last_failed:
         lines.append({"level": "warning", "text": "No crawl has completed yet: the catalog may be empty."})
     return lines
+
+
+def failure_text(fresh, now):
+    """"Showing the catalog of <date>. The crawl at <time> could not reach ModelScope; next try …"."""
+    shown = (f"Showing the catalog of {freshness.human(fresh.refreshed_at)}." if fresh.refreshed_at
+             else "No crawl has completed yet, so the catalog may be empty.")
+    when = freshness.human(fresh.last_at) if fresh.last_at else "an unknown time"
+    if fresh.could_not_reach:
+        what = "could not reach ModelScope"
+    else:
+        error = " ".join((fresh.last_error or "").split())
+        reason = f": {error[:ERROR_CHARS]}{'…' if len(error) > ERROR_CHARS else ''}" if error else ""
+        what = ("stopped before the end" if fresh.last_status == "incomplete" else "failed") + reason
+    # The site cannot see a scheduler in another process, so it says when the
+    # default hourly crawl is due, and admits it when that time has passed.
+    due = fresh.last_at + freshness.DEFAULT_EVERY if fresh.last_at else None
+    if due is not None and due > now:
+        after = f"the hourly crawl tries again about {freshness.human(due)}."
+    else:
+        after = "no crawl has run since; `indexer serve` crawls hourly, `indexer crawl` once."
+    return f"{shown} The crawl at {when} {what}; {after}"
 
 
 def uri_text(url):
@@ -207,15 +219,30 @@ class SitePlugin:
         if _catalog_name(datasette) is not None:
             paths = [p for p in (datasette.template_dir, str(TEMPLATE_DIR)) if p]
             env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
+            env.filters["exact_attr"] = site_pages.exact_attr
 
     @hookimpl
-    def extra_template_vars(self, datasette):
+    def extra_template_vars(self, template, database, table, view_name, request, datasette):
         db_name = _catalog_name(datasette)
         if db_name is None:
             return {}
 
         async def inner():
-            return {"catalog_banner": await read_banner(datasette, db_name)}
+            extra = {"catalog_banner": await read_banner(datasette, db_name)}
+            if database != db_name and template != "index.html":
+                return extra
+            db = datasette.get_database(db_name)
+            if template == "index.html":
+                extra["callable_this_week"] = await site_pages.callable_this_week(db)
+                extra["catalog_name"] = db_name
+            elif template.startswith("query"):
+                extra["choices"] = await site_pages.query_choices(db)
+            elif template.startswith("table") and table is not None and request is not None:
+                args = [(k, v) for k in request.args.keys() for v in request.args.getlist(k)]
+                extra["copy_ids_url"] = site_pages.copy_ids_url(datasette, database, table, args)
+                extra["column_indexes"] = partial(site_pages.column_indexes, table,
+                                                  args={k for k, _ in args})
+            return extra
 
         return inner
 
@@ -235,8 +262,11 @@ class SitePlugin:
 
     @hookimpl
     def render_cell(self, row, value, column, table, database, datasette):
-        if not isinstance(value, str) or _catalog_name(datasette) is None:
+        if _catalog_name(datasette) is None:
             return None
+        compact = site_pages.render_cell(row, value, column)
+        if compact is not None or not isinstance(value, str):
+            return compact
         shown = visible(value) if column in ID_COLUMNS else xml_safe(value)
         # In views and canned queries the ID is plain text; link it to the
         # model's ModelScope page when the row carries that page. (In `models`

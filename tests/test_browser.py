@@ -4,6 +4,7 @@ import csv
 import io
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,158 @@ def test_search_facet_row_check_csv_and_dashboard(sample_site, browser_page, req
         print(f"screenshot of the failed step: {path}")
         print("\n".join(process.lines[-40:]))
         raise
+
+
+# First-screen budgets at 1366×900 (issue 13) ---------------------------------
+
+VIEWPORT = {"width": 1366, "height": 900}
+CANNED = ["find_api_models", "fallback_models", "fallback_ids", "check_model_id", "changes",
+          "disagreements"]
+
+
+@pytest.fixture
+def screen():
+    """A 1366×900 page that may read the clipboard; screenshots go to test-artifacts/."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            context.set_default_timeout(15_000)
+            yield context
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One `indexer serve` on a copy of the sample for the read-only page tests below."""
+    db_path = tmp_path_factory.mktemp("site") / "catalog.db"
+    shutil.copy(SAMPLE, db_path)
+    with served("--db", db_path, "--port", 0, "--no-schedule") as process:
+        yield process
+        process.terminate()
+        assert read_db(db_path) == read_db(SAMPLE)
+
+
+def shoot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def no_horizontal_scroll(page):
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def rows_in_first_screen(page, *columns):
+    """How many table rows show every one of `columns` wholly inside the first viewport."""
+    return page.evaluate("""(columns) => {
+        const h = window.innerHeight, w = window.innerWidth;
+        return [...document.querySelectorAll('table.rows-and-columns tbody tr')].filter(tr =>
+            columns.every(c => { const td = tr.querySelector('td.col-' + c);
+                if (!td) return false;
+                const r = td.getBoundingClientRect();
+                return r.top >= 0 && r.bottom <= h && r.left >= 0 && r.right <= w; })).length;
+    }""", list(columns))
+
+
+def test_models_first_screen_shows_search_and_ten_rows(site, screen):
+    from playwright.sync_api import expect
+
+    page = screen.new_page()
+    page.goto(site.url.rstrip("/") + "/catalog/models?status=ok")
+    shoot(page, "models-status-ok")
+    expect(page.locator("input#_search")).to_be_in_viewport()
+    assert rows_in_first_screen(page, "model_id", "status") >= 10
+    assert no_horizontal_scroll(page)
+    expect(page.locator("details.about-table dl.glossary")).to_be_hidden()
+    first = page.locator("table.rows-and-columns tbody tr").first
+    assert first.locator("td").nth(0).get_attribute("class").startswith("col-model_id")
+    assert first.locator("td").nth(1).get_attribute("class").startswith("col-status")
+
+
+@pytest.mark.parametrize("name", CANNED)
+def test_canned_query_pages_read_like_forms(site, screen, name):
+    from playwright.sync_api import expect
+
+    metadata = yaml.safe_load((ROOT / "metadata.yml").read_text(encoding="utf-8"))
+    query = metadata["databases"]["catalog"]["queries"][name]
+    page = screen.new_page()
+    page.goto(f"{site.url.rstrip('/')}/catalog/{name}")
+    shoot(page, f"query-{name}")
+    assert page.title() == f"{query['title']} · catalog"
+    expect(page.locator("h1")).to_have_text(query["title"])
+    form = page.locator("form.query-form")
+    expect(form).to_be_in_viewport()
+    expect(form.locator("input[type=submit]")).to_be_in_viewport()
+    expect(form.locator("input[type=submit]")).to_have_value(query["submit"])
+    for param in query.get("params", []):
+        expect(form.locator(f"[name={param}]")).to_be_in_viewport()
+    expect(page.locator("#sql-query")).to_have_count(0)
+    assert "select" not in page.locator("body").inner_text().lower().split("show the sql")[0]
+    assert no_horizontal_scroll(page)
+    page.locator("a", has_text="Show the SQL").click()
+    expect(page.locator("#sql-query")).to_contain_text("select")
+
+
+def test_task_choices_come_from_the_data(site, screen):
+    page = screen.new_page()
+    page.goto(site.url.rstrip("/") + "/catalog/find_api_models")
+    options = page.locator("datalist#qp-task-list option").evaluate_all(
+        "os => os.map(o => o.value)")
+    conn = sqlite3.connect(f"file:{SAMPLE}?immutable=1", uri=True)
+    expected = {r[0] for r in conn.execute("select value from facet_counts where facet = 'tasks'")}
+    event_names = {r[0] for r in conn.execute("select event from model_events")}
+    conn.close()
+    assert set(options) == expected and "text-generation" in options
+    events = page.context.new_page()
+    events.goto(site.url.rstrip("/") + "/catalog/changes")
+    got = events.locator("select[name=event] option").evaluate_all("os => os.map(o => o.value)")
+    assert got[:2] == ["", "became-callable"]
+    assert set(got[2:]) == event_names
+
+
+@pytest.mark.parametrize("url", ["/catalog/models?status=ok&kind=image",
+                                 "/catalog/api_models?kind=chat", "/catalog/models?_search=qwen"])
+def test_copy_these_ids_puts_the_filters_ids_on_the_clipboard(site, screen, url):
+    base = site.url.rstrip("/")
+    screen.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page = screen.new_page()
+    page.goto(base + url)
+    table = url.split("?")[0]
+    expected = page.request.get(f"{base}{table}.json?{url.split('?')[1]}&_shape=arrayfirst"
+                                f"&_col=model_id&_size=max").json()
+    page.locator("button.copy-ids").click()
+    page.wait_for_function("() => document.querySelector('button.copy-ids').textContent === 'Copied'")
+    shoot(page, "copy-ids-" + re.sub(r"\W+", "-", url).strip("-"))
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.split("\n") == expected
+    assert len(expected) >= 2
+
+
+def test_copy_button_by_an_id(site, screen):
+    base = site.url.rstrip("/")
+    screen.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page = screen.new_page()
+    page.goto(base + "/catalog/models?status=ok")
+    row = page.locator("table.rows-and-columns tbody tr").nth(2)
+    wanted = row.locator("td.col-model_id a").inner_text()
+    row.locator("button.copy-id").click()
+    assert page.evaluate("navigator.clipboard.readText()") == wanted
+
+
+def test_home_page_says_what_became_callable(site, screen):
+    page = screen.new_page()
+    page.goto(site.url)
+    shoot(page, "home")
+    link = page.locator("p.this-week a").first
+    from playwright.sync_api import expect
+
+    expect(link).to_have_text(re.compile(r"^\d+ models? became callable this week$"))
+    expect(page.locator(".catalog-banner")).to_contain_text("made up")
+    link.click()
+    page.wait_for_url(re.compile(r"event=became-callable&days=7"))
+    shoot(page, "changes-became-callable")

@@ -631,8 +631,8 @@ def banner(ds, url="/catalog/models"):
 
 def test_banner_for_the_sample(tmp_path):
     ds = catalog_with(tmp_path, sample=True)
-    assert banner(ds) == ["Sample data: these are the bundled example models, not real ModelScope "
-                          "counts until the first live crawl."]
+    assert banner(ds) == ["Sample data, made up: the bundled example models as of an unknown day, "
+                          "not real ModelScope counts. The first live crawl replaces them."]
 
 
 def test_banner_without_any_crawl(tmp_path):
@@ -647,9 +647,11 @@ def test_banner_after_a_failed_crawl(tmp_path):
         ("api", "failed", "2026-11-01T05:00:00+00:00", "HTTP 503 <b>from</b> the hub"),
         ("api", "running", None, None),
     ])
+    # Plain words (issue 13): what is shown, what failed, what happens next.
     assert banner(ds) == [
-        "Last crawl failed at 2026-11-01T05:00:00+00:00: HTTP 503 &lt;b&gt;from&lt;/b&gt; the hub",
-        "Catalog last refreshed 2026-11-01T04:00:00+00:00 (api)"]
+        "Showing the catalog of 2026-11-01 04:00 UTC. The crawl at 2026-11-01 05:00 UTC failed: "
+        "HTTP 503 &lt;b&gt;from&lt;/b&gt; the hub; no crawl has run since; `indexer serve` crawls "
+        "hourly, `indexer crawl` once."]
 
 
 def test_banner_after_an_incomplete_crawl_then_a_complete_one(tmp_path):
@@ -662,8 +664,10 @@ def test_banner_after_an_incomplete_crawl_then_a_complete_one(tmp_path):
 
 def test_banner_for_an_incomplete_crawl_without_an_error(tmp_path):
     ds = catalog_with(tmp_path, runs=[("full", "incomplete", "2026-11-01T03:00:00+00:00", None)])
-    assert banner(ds) == ["Last crawl incomplete at 2026-11-01T03:00:00+00:00",
-                          "No crawl has completed yet: the catalog may be empty."]
+    assert banner(ds) == [
+        "No crawl has completed yet, so the catalog may be empty. The crawl at 2026-11-01 03:00 UTC "
+        "stopped before the end; no crawl has run since; `indexer serve` crawls hourly, "
+        "`indexer crawl` once."]
 
 
 def test_a_file_that_is_not_a_catalog_still_serves(tmp_path):
