@@ -13,7 +13,7 @@ from datasette.database import QueryInterrupted
 from datasette.plugins import pm
 from datasette.utils.asgi import Response
 
-from indexer import facets
+from indexer import facets, picker
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 METADATA_PATHS = (PACKAGE_DIR.parent / "metadata.yml", PACKAGE_DIR / "metadata.yml")
@@ -102,6 +102,7 @@ def register_plugin():
     if pm.get_plugin(PLUGIN_NAME) is None:
         pm.register(SitePlugin(), name=PLUGIN_NAME)
     facets.register()
+    picker.register()
 
 
 def _catalog_name(datasette):

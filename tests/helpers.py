@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
-from indexer import crawl, fetch, parse, store
+from indexer import crawl, fetch, parse, status, store
 
 
 class Sleeps(list):
@@ -70,3 +71,53 @@ def valid_items(catalog):
 def events(db_path):
     return [(r["model_id"], r["event"], json.loads(r["detail"]) if r["detail"] else None)
             for r in rows(db_path, "select * from model_events order by id")]
+
+
+# Columns that migrations in progress add to `models` (issue 13's schema
+# contract). Delete this helper, and its callers' use of it, once they land.
+PLANNED_COLUMNS = {
+    "kind": "text", "status": "text", "status_reason": "text", "providers": "text",
+    "cost_per_call": "real", "cost_tier": "text", "context_length": "integer",
+    "context_length_max": "integer", "vision": "integer", "tools": "integer",
+    "reasoning": "integer", "params_b": "real", "capabilities_at": "text",
+}
+PLANNED_CAPABILITIES = {
+    # model_id: (providers, cost_per_call, cost_tier, context_length, context_length_max,
+    #            vision, tools, reasoning, params_b)
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": ('["modelscope"]', 1.0, "standard", 131072, 262144,
+                                           0, 1, 1, 235.0),
+    "deepseek-ai/DeepSeek-V3": ('["modelscope"]', 2.0, "premium", 65536, None, 0, 1, 0, 671.0),
+    "Qwen/Qwen2.5-7B-Instruct": ('["modelscope"]', 0.1, "cheap", 32768, None, 0, 1, 0, 7.6),
+    "Qwen/Qwen3-Omni-30B-A3B-Instruct": ('["modelscope"]', 0.5, "cheap", 65536, None,
+                                         1, 0, 1, 30.0),
+    "Qwen/Qwen-Image": ('["modelscope"]', 5.0, None, None, None, None, None, None, 20.0),
+    # Read, and nobody serves it: not-served whatever its badge says.
+    "ZhipuAI/GLM-4.6": ("[]", None, None, None, None, None, None, None, None),
+}
+
+
+def add_planned_columns(path):
+    """Give the catalog at `path` the planned `models` columns, filled the way the migration will."""
+    conn = sqlite3.connect(path)
+    try:
+        status.register_functions(conn)
+        have = {row[1] for row in conn.execute("pragma table_info(models)")}
+        with conn:
+            for column, kind in PLANNED_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"alter table models add column {column} {kind}")
+            for model_id, values in PLANNED_CAPABILITIES.items():
+                conn.execute(
+                    "update models set providers = ?, cost_per_call = ?, cost_tier = ?, "
+                    "context_length = ?, context_length_max = ?, vision = ?, tools = ?, "
+                    "reasoning = ?, params_b = ?, capabilities_at = '2026-11-15T02:00:20+00:00' "
+                    "where model_id = ?", [*values, model_id])
+            conn.execute("update models set kind = model_kind(tasks)")
+            signals = "removed_at, api_inference, in_inference_list, kind, providers"
+            conn.execute(f"update models set status = model_status({signals}), "
+                         f"status_reason = model_status_reason({signals})")
+            # The index the picker's default view walks (status = 'ok' by downloads).
+            conn.execute("create index if not exists idx_models_status_downloads "
+                         "on models (status, downloads)")
+    finally:
+        conn.close()
