@@ -1,4 +1,4 @@
-"""The model picker at /-/pick, with .txt and .json twins: reads the catalog's `models` table, writes nothing.
+"""The model picker at /-/pick, and its lists as .txt and .json: reads `models`, writes nothing.
 
 Status, kind and capabilities are read from the columns the merge stores
 (indexer/status.py decides them once); this page never decides them again.
@@ -50,7 +50,8 @@ class Picker:
         self._since = None
 
     async def reference_time(self):
-        """'New' is counted back from the last complete crawl, so a sample or a paused catalog shows its own week."""
+        """The last complete crawl's end: "new" counts back from it, so a sample or a
+        paused catalog still shows its own last week."""
         rows = (await self.db.execute(
             "select max(finished_at) from crawl_runs where status = 'complete'")).rows
         text = rows[0][0] if rows else None
@@ -102,8 +103,12 @@ class Picker:
 
         def start():
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            return conn, text_chunks(lines(iter_rows(conn.execute(sql, params))))
+            try:
+                conn.row_factory = sqlite3.Row
+                return conn, text_chunks(lines(iter_rows(conn.execute(sql, params))))
+            except BaseException:
+                conn.close()
+                raise
 
         async def send(writer):
             conn, chunks = await asyncio.to_thread(start)
@@ -134,7 +139,8 @@ def answers_plainly(view):
         try:
             return await view(datasette, request)
         except QueryInterrupted:
-            return Response.text("This search took too long; narrow it with a filter.\n", status=503)
+            return Response.text("This search took too long; narrow it with a filter.\n",
+                                 status=503)
         except sqlite3.OperationalError as error:
             if "no such column" not in str(error):
                 raise

@@ -73,8 +73,10 @@ def parse_pick(args):
         values[flag] = text(flag) in ("1", "on", "true")
     for name, kind, check, message in (
             ("min_context", int, lambda v: v > 0, "a whole number of tokens above 0"),
-            ("max_cost", float, lambda v: v >= 0 and math.isfinite(v), "a number of credits, 0 or more"),
-            ("new", int, lambda v: v in WINDOWS, "one of " + ", ".join(map(str, WINDOWS)) + " (days)"),
+            ("max_cost", float, lambda v: v >= 0 and math.isfinite(v),
+             "a number of credits, 0 or more"),
+            ("new", int, lambda v: v in WINDOWS,
+             "one of " + ", ".join(map(str, WINDOWS)) + " (days)"),
             ("page", int, lambda v: 0 < v < 1_000_000, "a page number from 1")):
         raw = text(name)
         if not raw:
@@ -184,7 +186,10 @@ def json_lines(rows, filters):
 
 
 def chips(row):
-    """(label, explanation) pairs for what is known of a model's capabilities; unknowns are left out."""
+    """(label, explanation) pairs for what is known of a model's capabilities, unknowns left out.
+
+    The labels are short so that the chips of one model fit on its row.
+    """
     out = [(flag, FLAG_TITLES[flag]) for flag in FLAGS if row[flag] == 1]
     context = row["context_length_max"] or row["context_length"]
     if context:
@@ -193,7 +198,8 @@ def chips(row):
     if row["params_b"] is not None:
         out.append((f"{row['params_b']:g}B", f"{row['params_b']:g} billion parameters"))
     if row["cost_per_call"] is not None:
-        out.append((f"{row['cost_per_call']:g} cr/call", f"{row['cost_per_call']:g} credits per call"))
+        cost = row["cost_per_call"]
+        out.append((f"{cost:g} cr/call", f"{cost:g} credits per call"))
     elif row["cost_tier"]:
         out.append((row["cost_tier"], "cost tier"))
     return out

@@ -146,6 +146,7 @@ def test_cherry_lines_break_before_the_id_that_would_overflow():
         return list(pickquery.cherry_lines(ids, limit=200))
 
     assert cherry(["a" * 99, "b" * 100, "c"]) == ["a" * 99 + "," + "b" * 100, "c"]
+    assert cherry(["a" * 99, "b" * 101]) == ["a" * 99, "b" * 101]
     assert cherry(["a" * 250, "b"]) == ["a" * 250, "b"]
     assert cherry([]) == []
 
@@ -355,6 +356,12 @@ def test_picker_first_screen_copy_and_reload(picker_site, picker_page, request):
         assert expected.splitlines() == [i for i in OK_IDS if "qwen" in i.lower()
                                          and i not in ("Qwen/Qwen-Image",
                                                        "AI-ModelScope/Qwen-Image-Edit-2509")]
+
+        step("copy-one")
+        first = page.locator("table.picks tbody tr").first
+        first.locator("button.copy").click()
+        expect(page.locator(".copied")).to_have_text(f"Copied {expected.splitlines()[0]}")
+        assert page.evaluate("navigator.clipboard.readText()") == expected.splitlines()[0]
         page.screenshot(path=str(ARTIFACTS / "picker-filtered.png"))
     except Exception:
         path = step.screenshot()
