@@ -17,7 +17,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Response
 from jinja2 import ChoiceLoader, FileSystemLoader
 
-from indexer import check, facets, freshness, site_pages, status, store
+from indexer import check, facets, freshness, picker, site_pages, status, store
 from indexer.modelid import visible, xml_safe
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -114,6 +114,8 @@ def register_plugin():
         pm.register(plugin, name=PLUGIN_NAME)
     if pm.get_plugin(facets.PLUGIN_NAME) is None:
         pm.register(facets.plugin, name=facets.PLUGIN_NAME)
+    if pm.get_plugin(picker.PLUGIN_NAME) is None:
+        pm.register(picker.plugin, name=picker.PLUGIN_NAME)
 
 
 def _catalog_name(datasette):

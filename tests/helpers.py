@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from indexer import crawl, fetch, parse, schema, status, store
 
@@ -84,3 +85,42 @@ def valid_items(catalog):
 def events(db_path):
     return [(r["model_id"], r["event"], json.loads(r["detail"]) if r["detail"] else None)
             for r in rows(db_path, "select * from model_events order by id")]
+
+
+# Columns that migrations in progress add to `models` (issue 13's schema
+# contract). Delete this helper, and its callers' use of it, once they land.
+PLANNED_COLUMNS = {
+    "kind": "text", "status": "text", "status_reason": "text", "providers": "text",
+    "cost_per_call": "real", "cost_tier": "text", "context_length": "integer",
+    "context_length_max": "integer", "vision": "integer", "tools": "integer",
+    "reasoning": "integer", "params_b": "real", "capabilities_at": "text",
+}
+PLANNED_CAPABILITIES = {
+    # model_id: (providers, cost_per_call, cost_tier, context_length, context_length_max,
+    #            vision, tools, reasoning, params_b)
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": ('["modelscope"]', 1.0, "standard", 131072, 262144,
+                                           0, 1, 1, 235.0),
+    "deepseek-ai/DeepSeek-V3": ('["modelscope"]', 2.0, "premium", 65536, None, 0, 1, 0, 671.0),
+    "Qwen/Qwen2.5-7B-Instruct": ('["modelscope"]', 0.1, "cheap", 32768, None, 0, 1, 0, 7.6),
+    "Qwen/Qwen3-Omni-30B-A3B-Instruct": ('["modelscope"]', 0.5, "cheap", 65536, None,
+                                         1, 0, 1, 30.0),
+    "Qwen/Qwen-Image": ('["modelscope"]', 5.0, None, None, None, None, None, None, 20.0),
+    # Read, and nobody serves it: not-served whatever its badge says.
+    "ZhipuAI/GLM-4.6": ("[]", None, None, None, None, None, None, None, None),
+}
+
+
+def set_capabilities(path):
+    """Give a few models of the catalog at `path` known capabilities, and store their status again."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            for model_id, values in PLANNED_CAPABILITIES.items():
+                conn.execute(
+                    "update models set providers = ?, cost_per_call = ?, cost_tier = ?, "
+                    "context_length = ?, context_length_max = ?, vision = ?, tools = ?, "
+                    "reasoning = ?, params_b = ?, capabilities_at = '2026-11-15T02:00:20+00:00' "
+                    "where model_id = ?", [*values, model_id])
+            schema.derive_columns(conn)
+    finally:
+        conn.close()
