@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -199,3 +200,83 @@ def test_a_repository_500_keeps_the_old_values(db_path, fakehub):
     crawl_on(db_path, fakehub, DAY1 + timedelta(hours=1))
     assert caps_rows(db_path, f"model_id = '{mid}'") == [
         (mid, "chat", "ok", '["ModelScope"]', 2.0, "ultra", 32768, 131072, 0, None, None, 235.0)]
+
+
+# Exports and check on an enriched catalog --------------------------------------
+
+
+def cli(*args):
+    from click.testing import CliRunner
+
+    from indexer.cli import cli as indexer_cli
+
+    return CliRunner().invoke(indexer_cli, list(args), env={"MODELSCOPE_TOKEN": ""}, catch_exceptions=False)
+
+
+@pytest.fixture
+def enriched(db_path, fakehub):
+    crawl_on(db_path, fakehub, DAY1)
+    return db_path
+
+
+def test_export_filters_on_capabilities(enriched):
+    result = cli("export", "--db", str(enriched), "--kind", "chat", "--vision", "--tools",
+                 "--min-context", "32000", "--max-cost", "1", "--sort", "id")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "AI-ModelScope/Phi-3.5-mini-instruct", "AI-ModelScope/internlm2_5-20b-chat-1m",
+        "LLM-Research/Llama-3.2-1B-Instruct", "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4",
+        "mlx-community/Llama-3.1-8B-MLX-4bit", "moonshotai/Kimi-K2-Thinking-ft"]
+    reasoning = cli("export", "--db", str(enriched), "--reasoning", "--sort", "id")
+    assert reasoning.stdout.splitlines() == ["moonshotai/Kimi-K2-Thinking", "moonshotai/Kimi-K2-Thinking-ft"]
+
+
+def test_each_tool_export_parses_back_in_its_format(enriched, tmp_path):
+    import tomllib
+
+    from tests.test_formats import cherry_paste, parse_lobechat
+
+    base = ["export", "--db", str(enriched), "--sort", "id", "--owner", "moonshotai"]
+    litellm = json.loads(cli(*base, "--format", "litellm").stdout)
+    assert litellm == {
+        "modelscope/moonshotai/Kimi-K2-Thinking": {
+            "litellm_provider": "modelscope", "mode": "chat", "max_input_tokens": 32768,
+            "input_cost_per_token": 0, "output_cost_per_token": 0, "supports_vision": False,
+            "supports_reasoning": True},
+        "modelscope/moonshotai/Kimi-K2-Thinking-ft": {
+            "litellm_provider": "modelscope", "mode": "chat", "max_input_tokens": 262144,
+            "input_cost_per_token": 0, "output_cost_per_token": 0, "supports_vision": True,
+            "supports_function_calling": True, "supports_reasoning": True}}
+    lobe = cli(*base, "--format", "lobechat").stdout
+    assert [(m.get("id"), m.get("max_tokens"), m.get("abilities")) for m in parse_lobechat(lobe.strip())] == [
+        (None, None, None), ("moonshotai/Kimi-K2-Thinking", 32768, ["reasoning"]),
+        ("moonshotai/Kimi-K2-Thinking-ft", 262144, ["vision", "reasoning", "fc"])]
+    cherry = cli(*base, "--format", "cherry").stdout
+    assert [cherry_paste(line) for line in cherry.splitlines()] == [
+        ["moonshotai/Kimi-K2-Thinking", "moonshotai/Kimi-K2-Thinking-ft"]]
+    out = tmp_path / "md"
+    written = cli(*base, "--format", "models-dev", "--output", str(out))
+    assert written.exit_code == 0, written.output
+    tree = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.toml"))
+    assert tree == ["providers/modelscope/models/moonshotai/Kimi-K2-Thinking-ft.toml",
+                    "providers/modelscope/models/moonshotai/Kimi-K2-Thinking.toml"]
+    doc = tomllib.loads((out / tree[0]).read_text(encoding="utf-8"))
+    assert (doc["reasoning"], doc["tool_call"], doc["limit"]["context"]) == (True, True, 262144)
+
+
+def test_models_dev_needs_a_writable_folder(enriched, tmp_path):
+    missing = cli("export", "--db", str(enriched), "--format", "models-dev")
+    assert (missing.exit_code, missing.stderr.splitlines()[-1]) == (
+        2, "Error: --format models-dev writes a folder: give it with --output DIR")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    bad = cli("export", "--db", str(enriched), "--format", "models-dev", "--output", str(blocker))
+    assert bad.exit_code == 1
+    assert bad.stderr.splitlines()[-1] == f"Error: cannot write {blocker}: Not a directory"
+
+
+def test_check_shows_capabilities_on_an_ok_line(enriched):
+    result = cli("check", "--db", str(enriched), "moonshotai/Kimi-K2-Thinking-ft", "Qwen/Qwen2.5-7B-Instruct")
+    assert result.stdout == ("ok         moonshotai/Kimi-K2-Thinking-ft  chat, 262k context, tools, vision, "
+                             "reasoning, 1 credit/call\n"
+                             "ok         Qwen/Qwen2.5-7B-Instruct  chat, 32k context, 2 credits/call\n")
