@@ -28,8 +28,29 @@ def classify(row):
     if row is None or not row.get("status"):
         return status_rule.UNKNOWN, None
     if row["status"] == "ok":
-        return "ok", None
+        return "ok", capability_note(row)
     return row["status"], row.get("status_reason")
+
+
+def capability_note(row):
+    """`chat, 131k context, tools, vision, 1 credit/call` for a model whose capabilities were read, else None.
+
+    They describe what the model can do, which is not always what the service accepts.
+    """
+    if not (row.get("capabilities_at") or row.get("providers_at")):
+        return None
+    parts = [row["kind"]] if row.get("kind") else []
+    if row.get("context_length"):
+        parts.append(f"{_tokens(row['context_length'])} context")
+    parts.extend(flag for flag in ("tools", "vision", "reasoning") if row.get(flag) == 1)
+    cost = row.get("cost_per_call")
+    if cost is not None:
+        parts.append(f"{cost:g} credit{'' if cost == 1 else 's'}/call")
+    return ", ".join(parts) or None
+
+
+def _tokens(n):
+    return f"{n // 1000}k" if n >= 1000 else str(n)
 
 
 def why_not_an_id(given):

@@ -10,7 +10,7 @@ from contextlib import closing
 
 import click
 
-from indexer import check, export, store
+from indexer import check, export, formats, store
 from indexer import status as status_rule
 from indexer.cli_common import db_option, open_catalog
 from indexer.modelid import visible
@@ -39,39 +39,74 @@ def warn_if_stale(db):
               help="Keep only IDs the inference service's /models list names.")
 @click.option("--search", metavar="TEXT",
               help="Keep models whose ID, names, description or tags contain TEXT (any case).")
+@click.option("--kind", type=click.Choice(status_rule.KINDS), metavar="KIND",
+              help="Keep models called this way: chat, image, image-edit, video, embedding, speech, other.")
+@click.option("--vision", is_flag=True, help="Keep models that take images (what the model can do, "
+                                              "which is not always what the service accepts).")
+@click.option("--tools", is_flag=True, help="Keep models whose chat template handles tool calls.")
+@click.option("--reasoning", is_flag=True, help="Keep models that think (a thinking switch or a "
+                                                 "thinking model).")
+@click.option("--min-context", type=click.IntRange(min=1), metavar="TOKENS",
+              help="Keep models with a native context of at least TOKENS.")
+@click.option("--max-cost", type=click.FloatRange(min=0), metavar="CREDITS",
+              help="Keep models whose call costs at most CREDITS (魔粒) through ModelScope's provider.")
 @click.option("--sort", type=click.Choice(list(export.SORTS)), default="downloads",
               show_default=True, help="Order: most downloads, most likes, newest update, or by ID.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Export at most N models.")
-@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="txt", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(export.FORMATS + export.TOOL_FORMATS), default="txt",
+              show_default=True,
               help="txt: one ID a line; comma: one comma-separated line; csv, json, jsonl: "
-                   "ID, owner, kind, tasks, downloads, likes, status and URL.")
+                   "ID, owner, kind, tasks, downloads, likes, status and URL; models-dev: a "
+                   "models.dev provider tree in the --output folder; litellm: a LiteLLM model map; "
+                   "lobechat: a MODELSCOPE_MODEL_LIST value; cherry: lines for Cherry Studio's "
+                   "add-model box.")
 @click.option("--raw-csv", is_flag=True,
               help="CSV: write cells as stored, without the ' that stops a spreadsheet running "
                    "=, +, -, @ cells as formulas (for scripts).")
-@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
-              metavar="FILE", help="Write to FILE, replaced only once the export is complete.")
-def export_command(db_path, statuses, all_models, tasks, owners, min_downloads, listed, search, sort,
-                   limit, fmt, raw_csv, output):
-    """Export the IDs that will work (status ok, most downloaded first) as a list or a table."""
-    filters = export.Filters(all_models=all_models, statuses=tuple(statuses) or ("ok",), listed=listed, tasks=tasks, owners=owners,
-                             min_downloads=min_downloads, search=search, sort=sort, limit=limit)
+@click.option("--output", type=click.Path(allow_dash=True), default="-",
+              metavar="FILE", help="Write to FILE, replaced only once the export is complete "
+                                   "(models-dev: the folder to write the tree in).")
+def export_command(db_path, statuses, all_models, tasks, owners, min_downloads, listed, search, kind,
+                   vision, tools, reasoning, min_context, max_cost, sort, limit, fmt, raw_csv, output):
+    """Export the IDs that will work (status ok, most downloaded first) as a list, a table or a tool's file."""
+    filters = export.Filters(all_models=all_models, statuses=tuple(statuses) or ("ok",), listed=listed,
+                             tasks=tasks, owners=owners, min_downloads=min_downloads, search=search,
+                             kind=kind, vision=vision, tools=tools, reasoning=reasoning,
+                             min_context=min_context, max_cost=max_cost, sort=sort, limit=limit)
+    if fmt == "models-dev" and output == "-":
+        raise click.UsageError("--format models-dev writes a folder: give it with --output DIR")
+    extra = (export.TOOL_KEYS,) if fmt in export.TOOL_FORMATS else ()
     # closing(): the query's cursor is released before the catalog is closed.
-    with open_catalog(db_path) as db, closing(export.iter_export_rows(db, filters)) as rows:
+    with open_catalog(db_path) as db, closing(export.iter_export_rows(db, filters, *extra)) as rows:
         warn_if_stale(db)
-        if output == "-":
-            write_stdout(rows, fmt, raw_csv)
-            return
         try:
-            count = export.export_to_file(rows, fmt, output, raw_csv)
+            if fmt == "models-dev":
+                count = _count(formats.write_models_dev(rows, output))
+            elif output == "-":
+                write_stdout(rows, fmt, raw_csv)
+                return
+            else:
+                count = _count(export.export_to_file(rows, fmt, output, raw_csv))
         except OSError as error:
             raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
-    click.echo(f"exported {count:,} models to {output}", err=True)
+    click.echo(f"exported {count} to {output}", err=True)
+
+
+def _count(written):
+    """'12 models' for a plain export; with '(3 left out)' for a tool format that skips some."""
+    if isinstance(written, int):
+        return f"{written:,} models"
+    text = f"{written.written:,} models"
+    return text + (f" ({len(written.skipped):,} left out)" if written.skipped else "")
 
 
 def write_stdout(rows, fmt, raw_csv=False):
     stream = sys.stdout
     try:
-        export.write_export(rows, fmt, stream, raw_csv)
+        if fmt in export.TOOL_FORMATS:
+            export.write_tool_export(rows, fmt, stream)
+        else:
+            export.write_export(rows, fmt, stream, raw_csv)
         stream.flush()
     except BrokenPipeError:
         # `indexer export | head` closed the pipe early: that is not an error,

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from indexer import fetch, parse, policy, stage, store, track
+from indexer import enrich, fetch, parse, policy, stage, store, track
 from indexer.slices import Slicer
 
 SCOPES = ("api", "full")
@@ -50,6 +50,7 @@ class CrawlResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: dict = field(default_factory=dict)
+    capabilities_read: int | None = None
 
     def summary(self):
         """The one-line summary `indexer crawl` prints."""
@@ -58,6 +59,8 @@ class CrawlResult:
                 f"{self.models_seen:,}{expected} models, {self.api_models:,} API-Inference, "
                 f"{self.listed_models:,} listed; {self.events:,} events, "
                 f"{self.stats_rows:,} stats rows; {self.requests:,} requests in {self.seconds:.1f}s")
+        if self.capabilities_read is not None:
+            line += f"; capabilities of {self.capabilities_read:,} models read"
         skipped = sum(v for k, v in self.warnings.items() if k.startswith("skipped_"))
         if skipped:
             line += f"; {skipped:,} items skipped"
@@ -94,7 +97,7 @@ class Crawl:
 
     def __init__(self, db, fetcher, scope="api", confirm=2, progress=None,
                  keep_sample=False, sort=DEFAULT_SORT, clock=time.monotonic, now=store.utc_now,
-                 stop=None):
+                 stop=None, capabilities=True):
         if scope not in SCOPES:
             raise CrawlError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
         self.db = db
@@ -107,6 +110,7 @@ class Crawl:
         self.clock = clock
         self.now = now
         self.stop = stop
+        self.capabilities = capabilities
         self.warnings: Counter = Counter()
         self.pages = 0
         self.total_all: int | None = None
@@ -280,6 +284,7 @@ class Crawl:
 
     def _finish(self, status, error, started, t0):
         result = CrawlResult(run_id=self.run_id, scope=self.scope, status=status, error=error)
+        emit = False
         result.requests = self.fetcher.requests_made
         result.pages = self.pages
         result.expected_total = self.total_all if self.scope == "full" else self.api_total
@@ -295,6 +300,7 @@ class Crawl:
                 merged = track.merge(conn, self.run_id, self.scope, status == "complete",
                                      finished, confirm=self.confirm, keep_sample=self.keep_sample)
                 result.events = merged["events"]
+                emit = status == "complete" and not merged["baseline"]
                 result.stats_rows = merged["stats_rows"]
                 if getattr(self.fetcher, "pruned_answers", 0):
                     # Answers nested too deep to decode whole (fetch.prune_deep_json).
@@ -323,6 +329,11 @@ class Crawl:
         finally:
             stage.detach_stage(self.db)
             self.slicer.close()
+        # After the merge, so the API set is the debounced one; a live crawl that
+        # left the sample in place has nothing of its own to enrich.
+        if (self.capabilities and result.status != "failed"
+                and (self.keep_sample or not store.is_sample(self.db))):
+            enrich.enrich_after_crawl(self.db, self.fetcher, result, self.now(), emit, self.stop)
         result.seconds = self.clock() - t0
         return result
 
@@ -339,14 +350,15 @@ def _skip_key(item):
 
 
 def crawl(db_path, fetcher, scope="api", confirm=2, progress=None, keep_sample=False,
-          now=store.utc_now, stop=None):
+          now=store.utc_now, stop=None, capabilities=True):
     """Crawl `scope` into the catalog at `db_path` under its lock; returns a CrawlResult."""
     lock = acquire_lock(db_path)
     try:
         db = store.open_db(db_path)
         try:
             return Crawl(db, fetcher, scope=scope, confirm=confirm, progress=progress,
-                         keep_sample=keep_sample, now=now, stop=stop).run()
+                         keep_sample=keep_sample, now=now, stop=stop,
+                         capabilities=capabilities).run()
         finally:
             db.conn.close()
     finally:

@@ -9,9 +9,12 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from indexer import freshness
+from indexer import capabilities, freshness
 
 FORMATS = ("txt", "comma", "csv", "json", "jsonl")
+# Files other tools read, written by indexer.formats from the capability columns.
+TOOL_FORMATS = ("models-dev", "litellm", "lobechat", "cherry")
+TOOL_KEYS = ("model_id", "name", "kind", "tasks", "created_at", "updated_at", *capabilities.COLUMNS)
 SORTS = {
     # Each leading key has an index, which a --limit export walks and stops early.
     # DESC puts NULLs last; ties go by model_id, so output is stable run to run.
@@ -39,12 +42,19 @@ class Filters:
     owners: tuple = ()
     min_downloads: int | None = None
     search: str | None = None
+    kind: str | None = None
+    # What the model can do (indexer/enrich.py), not always what the service accepts.
+    vision: bool = False
+    tools: bool = False
+    reasoning: bool = False
+    min_context: int | None = None
+    max_cost: float | None = None
     sort: str = "downloads"
     limit: int | None = None
 
 
-def build_export_query(filters):
-    """(sql, params) for one streaming SELECT; every user value is a bound parameter."""
+def build_export_query(filters, keys=EXPORT_KEYS):
+    """(sql, params) for one streaming SELECT of `keys`; every user value is a bound parameter."""
     where, params = [], []
     if not filters.all_models:
         # The stored answer to "will this ID work?" (indexer/status.py); the
@@ -60,6 +70,18 @@ def build_export_query(filters):
     if filters.owners:
         where.append(f"owner in ({', '.join('?' for _ in filters.owners)})")
         params.extend(filters.owners)
+    if filters.kind:
+        where.append("kind = ?")
+        params.append(filters.kind)
+    for flag in ("vision", "tools", "reasoning"):
+        if getattr(filters, flag):
+            where.append(f"{flag} = 1")
+    if filters.min_context is not None:
+        where.append("context_length >= ?")
+        params.append(filters.min_context)
+    if filters.max_cost is not None:
+        where.append("cost_per_call <= ?")
+        params.append(filters.max_cost)
     if filters.min_downloads is not None:
         where.append("downloads >= ?")
         params.append(filters.min_downloads)
@@ -73,8 +95,9 @@ def build_export_query(filters):
         params.extend([like_pattern(text)] * 3)
     # With --all, a model nobody can call keeps its hub ID: api_model_id outlives
     # the model's API badge in the row, so it is no sign of a callable ID (issue 15).
-    sql = ("select case when status = 'ok' then coalesce(api_model_id, model_id) else model_id end "
-           "as model_id, owner, kind, tasks, downloads, likes, status, url from models")
+    columns = ["case when status = 'ok' then coalesce(api_model_id, model_id) else model_id end "
+               "as model_id" if k == "model_id" else k for k in keys]
+    sql = f"select {', '.join(columns)} from models"
     if where:
         sql += " where " + " and ".join(where)
     order = list(SORTS[filters.sort])
@@ -90,15 +113,15 @@ def build_export_query(filters):
     return sql, params
 
 
-def iter_export_rows(db, filters=Filters()):
+def iter_export_rows(db, filters=Filters(), keys=EXPORT_KEYS):
     """Yield one dict per exported model, in order, streamed from a single cursor."""
-    sql, params = build_export_query(filters)
+    sql, params = build_export_query(filters, keys)
     # One statement is one read snapshot, so a crawl committing meanwhile cannot
     # tear the list; the cursor hands rows over one at a time.
     cursor = db.conn.execute(sql, params)
     try:
         for row in cursor:
-            yield dict(zip(EXPORT_KEYS, row))
+            yield dict(zip(keys, row))
     finally:
         cursor.close()
 
@@ -166,6 +189,15 @@ def _json_row(row):
     return out
 
 
+def write_tool_export(rows, fmt, stream):
+    """Write a litellm, lobechat or cherry export (indexer.formats); returns formats.Written."""
+    from indexer import formats
+
+    writer = {"litellm": formats.write_litellm, "lobechat": formats.write_lobechat,
+              "cherry": formats.write_cherry}[fmt]
+    return writer(rows, stream)
+
+
 def export_to_file(rows, fmt, path, raw_csv=False):
     """Write an export to `path` atomically: a temp file beside it, then a rename.
 
@@ -179,7 +211,10 @@ def export_to_file(rows, fmt, path, raw_csv=False):
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as stream:
-            count = write_export(rows, fmt, stream, raw_csv)
+            if fmt in TOOL_FORMATS:
+                count = write_tool_export(rows, fmt, stream)
+            else:
+                count = write_export(rows, fmt, stream, raw_csv)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp, path)

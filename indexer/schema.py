@@ -23,7 +23,7 @@ STATUS_COLUMNS = {"kind": str, "status": str, "status_reason": str}
 CAPABILITY_COLUMNS = {
     "providers": str, "cost_per_call": float, "cost_tier": str, "context_length": int,
     "context_length_max": int, "vision": int, "tools": int, "reasoning": int, "params_b": float,
-    "capabilities_at": str,
+    "capabilities_at": str, "providers_at": str,
 }
 JSON_COLUMNS = ("tasks", "tags", "libraries")
 FTS_COLUMNS = ("model_id", "name", "chinese_name", "description", "tags")
@@ -240,6 +240,9 @@ def _status_and_capabilities(db: sqlite_utils.Database) -> None:
     for name, kind in {**STATUS_COLUMNS, **CAPABILITY_COLUMNS}.items():
         if name not in have:
             models.add_column(name, kind)
+    # How many models a crawl read capabilities for (indexer/enrich.py).
+    if "capabilities_read" not in db.table("crawl_runs").columns_dict:
+        db.table("crawl_runs").add_column("capabilities_read", int)
     if "status" not in db.table("model_tracking").columns_dict:
         db.conn.execute("alter table model_tracking add column status text")
     # The status facet and the `status = 'ok'` lists; kind is faceted within them.

@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import chain
 from typing import Any
 
+from tests.fakehub_caps import CapsHub, models_for
 from tests.fixtures.catalog import Catalog, model_id
 
 DOLPHIN_PATH = "/api/v1/dolphin/models"
@@ -277,6 +278,8 @@ class FakeHub:
         if unknown:
             raise TypeError(f"unknown FakeHub switches: {sorted(unknown)}")
         self.catalog = catalog
+        # list_model_providers and repository files: one quirk each for the API models.
+        self.caps = CapsHub(models_for(set(catalog.api_ids) | set(catalog.listed_ids)))
         for k, v in DEFAULT_SWITCHES.items():
             setattr(self, k, switches.get(k, v))
         if self.depth_style not in DEPTH_STYLES:
@@ -796,6 +799,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, hub.tasks_response())
         elif p == V1_MODELS_PATH and self.command == "GET":
             self._send(200, hub.v1_models_response(dict(self.headers.items())))
+        elif (answer := hub.caps.respond(self.command, self.path)) is not None:
+            self._send(answer[0], answer[1], content_type=answer[2])
         else:
             self._not_found()
 

@@ -24,6 +24,8 @@ def make_fetcher(hub, token=None, max_retries=3, timeout=5.0, sleep=None):
 
 def run_crawl(db_path, hub, scope="api", confirm=2, **kwargs):
     fetcher = kwargs.pop("fetcher", None) or make_fetcher(hub)
+    # Capability reads cost requests of their own; tests of them ask (tests/test_enrich.py).
+    kwargs.setdefault("capabilities", False)
     return crawl.crawl(db_path, fetcher, scope=scope, confirm=confirm, **kwargs)
 
 

@@ -28,7 +28,8 @@ def test_crawl_prints_a_one_line_summary_and_exits_0(tmp_path, catalog, fakehub)
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
         r"crawl #1 \(api\) complete: 36/36 models, 36 API-Inference, 27 listed; 0 events, "
-        r"36 stats rows; 4 requests in \d+\.\ds\n", result.stdout), result.stdout
+        r"36 stats rows; 106 requests in \d+\.\ds; capabilities of 38 models read\n",
+        result.stdout), result.stdout
 
 
 def test_env_vars_name_the_hub_and_the_catalog(tmp_path, catalog, fakehub):
