@@ -70,18 +70,9 @@ def build_export_query(filters, keys=EXPORT_KEYS):
     if filters.owners:
         where.append(f"owner in ({', '.join('?' for _ in filters.owners)})")
         params.extend(filters.owners)
-    if filters.kind:
-        where.append("kind = ?")
-        params.append(filters.kind)
-    for flag in ("vision", "tools", "reasoning"):
-        if getattr(filters, flag):
-            where.append(f"{flag} = 1")
-    if filters.min_context is not None:
-        where.append("context_length >= ?")
-        params.append(filters.min_context)
-    if filters.max_cost is not None:
-        where.append("cost_per_call <= ?")
-        params.append(filters.max_cost)
+    more, values = capability_conditions(filters)
+    where.extend(more)
+    params.extend(values)
     if filters.min_downloads is not None:
         where.append("downloads >= ?")
         params.append(filters.min_downloads)
@@ -111,6 +102,32 @@ def build_export_query(filters, keys=EXPORT_KEYS):
         sql += " limit ?"
         params.append(filters.limit)
     return sql, params
+
+
+CAPABILITY_FLAGS = ("vision", "tools", "reasoning")
+
+
+def capability_conditions(wanted):
+    """(conditions, params) for the kind and capability filters of `wanted` (export.Filters, or
+    the picker's filters): one reading of "has tools" or "at least this context" for every surface.
+
+    The minimum context is the native one (`context_length`): a longer context through rope
+    scaling is what the model can do, not what the service is known to accept.
+    """
+    where, params = [], []
+    if getattr(wanted, "kind", None):
+        where.append("kind = ?")
+        params.append(wanted.kind)
+    for flag in CAPABILITY_FLAGS:
+        if getattr(wanted, flag, False):
+            where.append(f"{flag} = 1")
+    if getattr(wanted, "min_context", None) is not None:
+        where.append("context_length >= ?")
+        params.append(wanted.min_context)
+    if getattr(wanted, "max_cost", None) is not None:
+        where.append("cost_per_call <= ?")
+        params.append(wanted.max_cost)
+    return where, params
 
 
 def iter_export_rows(db, filters=Filters(), keys=EXPORT_KEYS):

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from urllib.parse import urlencode
 
-from indexer import status
+from indexer import export, status
 from indexer.export import MIN_FTS_CHARS, fts_phrase, like_pattern
 
 # Cherry Studio's "add model" box takes at most 200 characters (issue 13).
@@ -23,7 +23,7 @@ SORTS = {
     "likes": "likes desc, model_id",
     "newest": "coalesce(created_at, first_seen_at) desc, model_id",
 }
-FLAGS = ("vision", "tools", "reasoning")
+FLAGS = export.CAPABILITY_FLAGS
 FLAG_TITLES = {"vision": "takes images as input", "tools": "can call tools (functions)",
                "reasoning": "thinks before it answers"}
 ROW_COLUMNS = ("model_id", "coalesce(api_model_id, model_id) as call_id", "status",
@@ -118,22 +118,12 @@ def build_where(pick, since=None):
     if pick.status != "any":
         where.append("status = ?")
         params.append(pick.status)
-    if pick.kind:
-        where.append("kind = ?")
-        params.append(pick.kind)
+    more, values = export.capability_conditions(pick)
+    where.extend(more)
+    params.extend(values)
     if pick.task:
         where.append("exists (select 1 from json_each(models.tasks) where value = ?)")
         params.append(pick.task)
-    for flag in FLAGS:
-        if getattr(pick, flag):
-            where.append(f"{flag} = 1")
-    if pick.min_context is not None:
-        # A model whose context can be raised to the minimum qualifies.
-        where.append("coalesce(context_length_max, context_length) >= ?")
-        params.append(pick.min_context)
-    if pick.max_cost is not None:
-        where.append("cost_per_call <= ?")
-        params.append(pick.max_cost)
     if pick.new is not None and since is not None:
         where.append("coalesce(created_at, first_seen_at) >= ?")
         params.append(since)
