@@ -1,4 +1,4 @@
-# `make check`: everything CI runs (lint, types, generated README, tests).
+# `make check`: everything CI runs (lint, types, generated README and docs, tests).
 PY ?= .venv/bin/python
 
 .PHONY: check lint types docs test
@@ -12,7 +12,7 @@ types:
 	$(PY) -m mypy
 
 docs:
-	$(PY) -m cogapp --check README.md
+	$(PY) -m cogapp --check README.md $$(grep -l '\[\[\[cog' docs/*.md)
 
 test:
 	$(PY) -m pytest -q

@@ -50,7 +50,7 @@ TASK_KINDS: dict[str, str] = {
 # model that can also edit images is still called as a chat model.
 KINDS = ("chat", "image", "image-edit", "video", "embedding", "speech", "other")
 
-# The words every surface uses, in the order the README lists them.
+# The words every surface uses, in the order docs/changes-export-check.md lists them.
 STATUSES = ("ok", "not-served", "not-api", "removed")
 UNKNOWN = "unknown"  # only `indexer check` says this: an ID the catalog never saw
 
