@@ -126,3 +126,39 @@ def set_capabilities(path):
             schema.derive_columns(conn)
     finally:
         conn.close()
+
+
+# `indexer export | indexer check -` on the bundled sample: every ok ID, in
+# export order, with the capabilities the sample read from the fake hub.
+SAMPLE_CHECK_OK = [
+    "ok         Qwen/Qwen3-235B-A22B-Instruct-2507  chat, 32k context, vision",
+    "ok         deepseek-ai/DeepSeek-V3  chat, 32k context, 2 credits/call",
+    "ok         Qwen/Qwen-Image  image, 32k context, vision",
+    "ok         Qwen/Qwen2.5-7B-Instruct  chat, 32k context, 2 credits/call",
+    "ok         Tongyi-MAI/Z-Image-Turbo  image, 262k context, vision, 1 credit/call",
+    "ok         ZhipuAI/GLM-4.6  chat, 32k context, vision",
+    "ok         deepseek-ai/DeepSeek-V4-Flash-0731  chat, 32k context, vision",
+    "ok         AI-ModelScope/Z-Image-Turbo  image, 32k context, 2 credits/call",
+    "ok         Qwen/Qwen3-Omni-30B-A3B-Instruct  chat",
+    "ok         AI-ModelScope/DeepSeek-V3-0324  chat, 32k context, 1 credit/call",
+    "ok         Tongyi-MAI/Z-Image-Turbo-2  image",
+    "ok         mlx-community/Llama-3.1-8B-MLX-4bit  chat, 262k context, tools, vision, 1 credit/call",
+    "ok         AI-ModelScope/internlm2_5-20b-chat-1m  chat, 262k context, tools, vision, 1 credit/call",
+    "ok         AI-ModelScope/Emu3-Chat  image, 32k context, 2 credits/call",
+    "ok         AI-ModelScope/Qwen-Image-Edit-2509  image, 32k context, vision",
+    "ok         AI-ModelScope/stable-diffusion-3.5-large-turbo  image, 32k context, vision",
+    "ok         mlx-community/Llama-3.1-70B-8bit  chat, 32k context, 2 credits/call",
+    "ok         moonshotai/Kimi-K2-Thinking  chat, 32k context, reasoning, 2 credits/call",
+    "ok         LLM-Research/Llama-3.1-8B-Instruct  chat, 32k context, 2 credits/call",
+    "ok         LLM-Research/Llama-3.2-1B-Instruct  chat, 262k context, tools, vision, 1 credit/call",
+    "ok         moonshotai/Kimi-K2-Thinking-ft  chat, 262k context, tools, vision, reasoning, 1 credit/call",
+    "ok         Shanghai_AI_Laboratory/internlm2_5-20b  chat, 32k context, 2 credits/call",
+    "ok         lmstudio-community/Phi-3.5-MoE-Q4_K_M-GGUF  chat, 32k context, 1 credit/call",
+    "ok         mlx-community/Llama-3.2-3B-8bit  chat, 32k context, vision",
+    "ok         Kwai-Kolors/Kolors-diffusers  image, 32k context, 1 credit/call",
+    "ok         damo/nlp_bert_large_backbone_chinese-chat  other, 32k context, 1 credit/call",
+    "ok         Shanghai_AI_Laboratory/internlm2_5-1_8b  chat, 32k context, 1 credit/call",
+    "ok         AI-ModelScope/Qwen3-30B-A3B-Base  chat, 32k context, 1 credit/call",
+    "ok         Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4  chat, 262k context, tools, vision, 1 credit/call",
+    "ok         deepseek-ai/DeepSeek-V4-Flash  other, 262k context, vision, 1 credit/call",
+]

@@ -11,6 +11,7 @@ import pytest
 
 from indexer import check, export, modelid, parse, site
 from indexer.cli_export import check_command, export_command
+from tests.helpers import SAMPLE_CHECK_OK
 from tests.test_export import db, db_path, model, run  # noqa: F401 - fixtures and helpers
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "catalog.db")
@@ -28,9 +29,10 @@ def test_check_answers_every_line_of_garbage_without_a_traceback(env_extra):
     # 100,000 lines: random bytes, NUL in a token, real IDs (issue 14).
     import sqlite3
     conn = sqlite3.connect(SAMPLE)
-    real = [r[0] for r in conn.execute("select model_id from models where removed_at is null "
-                                       "and in_inference_list = 1 order by model_id")]
+    real = [r[0] for r in conn.execute("select model_id from models where status = 'ok' order by model_id")]
     conn.close()
+    ok_lines = {line.split()[1]: line for line in SAMPLE_CHECK_OK}
+    assert sorted(ok_lines) == real
     rng = random.Random(14)
     lines, expected = [], []
     for i in range(100_000):
@@ -55,7 +57,7 @@ def test_check_answers_every_line_of_garbage_without_a_traceback(env_extra):
     assert len(answers) == len(expected)
     for answer, given in zip(answers, expected):
         if given in real:
-            assert answer == f"ok         {given}"
+            assert answer == ok_lines[given]
         else:
             assert answer.startswith("unknown    ")
         # Nothing a terminal would act on, and no bidi control, is echoed raw.

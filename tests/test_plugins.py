@@ -15,7 +15,7 @@ from pathlib import Path
 from datasette.app import Datasette
 from datasette.plugins import pm
 
-from indexer import facets, serve, site
+from indexer import facets, picker, serve, site
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,26 +58,34 @@ def test_a_plain_datasette_in_the_same_process_counts_array_facets_as_stock(tmp_
 
 def test_the_catalog_facets_use_our_facet_type():
     ds = site.build_datasette(ROOT / "catalog.db", immutable=True)
+    # The site facets models on status, kind, tasks, owner and license; tasks is the array.
     results = get(ds, "/catalog/models.json").json()["facet_results"]
-    assert {results[c]["type"] for c in ("tasks", "libraries")} == {facets.CatalogArrayFacet.type}
+    assert {c: r["type"] for c, r in results.items()} == {
+        "status": "column", "kind": "column", "tasks": facets.CatalogArrayFacet.type,
+        "owner": "column", "license": "column"}
+    results = get(ds, "/catalog/api_models.json").json()["facet_results"]
+    assert {c: r["type"] for c, r in results.items()} == {
+        "kind": "column", "tasks": facets.CatalogArrayFacet.type, "owner": "column"}
 
 
 def test_the_site_plugins_are_datasette_entry_points_registered_once():
     points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="datasette")
               if ep.value.startswith("indexer.")}
     assert points == {site.PLUGIN_NAME: "indexer.site:plugin",
-                      facets.PLUGIN_NAME: "indexer.facets:plugin"}
+                      facets.PLUGIN_NAME: "indexer.facets:plugin",
+                      picker.PLUGIN_NAME: "indexer.picker:plugin"}
     site.register_plugin()
     site.register_plugin()
-    ours = [p for p in pm.get_plugins() if p in (site.plugin, facets.plugin)]
-    assert sorted(pm.get_name(p) for p in ours) == [facets.PLUGIN_NAME, site.PLUGIN_NAME]
+    ours = [p for p in pm.get_plugins() if p in (site.plugin, facets.plugin, picker.plugin)]
+    assert sorted(pm.get_name(p) for p in ours) == [facets.PLUGIN_NAME, picker.PLUGIN_NAME,
+                                                    site.PLUGIN_NAME]
 
 
 def test_plain_datasette_loads_the_plugins_from_the_entry_points():
     code = ("from datasette.plugins import pm; "
             "print(sorted(n for n, _ in pm.list_name_plugin() if n.startswith('indexer')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(sorted([facets.PLUGIN_NAME, site.PLUGIN_NAME]))
+    assert out.stdout.strip() == str(sorted([facets.PLUGIN_NAME, picker.PLUGIN_NAME, site.PLUGIN_NAME]))
 
 
 def test_the_wheel_ships_the_sample_catalog(tmp_path):
