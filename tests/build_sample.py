@@ -23,7 +23,7 @@ from pathlib import Path
 from indexer import crawl
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import ANCHOR_ID, LISTED_NOT_API_ID, build_catalog, make_item, model_id
-from tests.helpers import make_fetcher
+from tests.helpers import Clock, make_fetcher
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "catalog.db"
@@ -34,17 +34,6 @@ DAYS = 42
 FULL_EVERY = 7
 HOT = 12  # models whose downloads climb fast, so `trending` has a top
 
-
-class Clock:
-    """The crawl clock: each reading is `step` later than the one before."""
-
-    def __init__(self, start, step):
-        self.now, self.step = start, step
-
-    def __call__(self):
-        moment = self.now
-        self.now += self.step
-        return moment
 
 
 def api_model(catalog, listed=None, skip=()):

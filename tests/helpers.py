@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 
 from indexer import crawl, fetch, parse, schema, status, store
+
+
+class Clock:
+    """A crawl clock: still until `advance`, or `step` later at each reading when given one."""
+
+    def __init__(self, start, step=None):
+        self.now, self.step = start, step
+
+    def __call__(self):
+        moment = self.now
+        if self.step is not None:
+            self.now += self.step
+        return moment
+
+    def advance(self, **delta):
+        self.now += timedelta(**delta)
 
 
 class Sleeps(list):

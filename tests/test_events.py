@@ -6,27 +6,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from indexer import status, store, track
-from tests.helpers import events, models, rows, run_crawl
+from tests.helpers import Clock, events, models, rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
 
 
-class Clock:
-    """A crawl clock that only moves when the test says so."""
-
-    def __init__(self, start=DAY0):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += timedelta(**delta)
-
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(DAY0)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.fixtures.catalog import (
     UNLISTED_API_CHAT_ID,
     build_catalog,
 )
-from tests.helpers import rows, run_crawl
+from tests.helpers import Clock, rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
 LAST_CRAWL_AT = "2026-11-03T03:00:00+00:00"
@@ -33,13 +33,6 @@ EVIL_URL = f"https://modelscope.cn/models/{EVIL_ID}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 FRESH = 30
 
-
-class Clock:
-    def __init__(self, start=DAY0):
-        self.now = start
-
-    def __call__(self):
-        return self.now
 
 
 def first_model(catalog, api, listed, task=None, skip=()):
@@ -62,7 +55,7 @@ def crawl(tmp_path_factory):
     """
     path = tmp_path_factory.mktemp("site") / "catalog.db"
     catalog = build_catalog()
-    clock = Clock()
+    clock = Clock(DAY0)
     picks = {}
     with FakeHub(catalog) as hub:
         run_crawl(path, hub, scope="full", now=clock)
@@ -496,7 +489,7 @@ def baseline(tmp_path_factory):
     """A catalog after its first crawl: models, but no events yet."""
     path = tmp_path_factory.mktemp("baseline") / "catalog.db"
     with FakeHub(build_catalog()) as hub:
-        run_crawl(path, hub, scope="full", now=Clock())
+        run_crawl(path, hub, scope="full", now=Clock(DAY0))
     return path
 
 
@@ -765,7 +758,7 @@ def hostile(tmp_path_factory):
     path = tmp_path_factory.mktemp("hostile") / "catalog.db"
     catalog = build_catalog()
     with FakeHub(catalog) as hub:
-        run_crawl(path, hub, now=Clock())
+        run_crawl(path, hub, now=Clock(DAY0))
         template = catalog.get(first_model(catalog, api=True, listed=False))
         for i, name in enumerate(HOSTILE_NAMES):
             catalog.add(dict(template, Id=980_000 + i, Path="Hostile-Org", Name=name), api=True)
