@@ -179,7 +179,9 @@ def _track_presence(conn, run_id, at, confirm, emit):
         insert into model_tracking (model_id, present, missing, license, tasks, chinese_name)
         select model_id, 1, 0, license, tasks, chinese_name from stage.items where true
         on conflict (model_id) do update set present = 1, missing = 0,
-          license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name""")
+          license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name
+        where present is not 1 or missing != 0 or license is not excluded.license
+          or tasks is not excluded.tasks or chinese_name is not excluded.chinese_name""")
     conn.execute("""update model_tracking set missing = missing + 1
                     where present = 1 and model_id not in (select model_id from stage.items)""")
     gone = "select model_id, null as detail from model_tracking where present = 1 and missing >= ?"
@@ -195,7 +197,9 @@ def _flags_from_tracking(conn):
     # A complete crawl sets the user-facing flags from the debounced state, so a
     # model that drops out for one crawl stays exported until the drop is confirmed.
     for flag, column in (("api_inference", "api"), ("in_inference_list", "listed")):
-        conn.execute(f"""update models set {flag} = 1 where {flag} = 0
+        # `+` keeps the planner off the flag's index, where `= 0` is nearly every
+        # row; the few flagged IDs then find their rows by primary key.
+        conn.execute(f"""update models set {flag} = 1 where +{flag} = 0
                          and model_id in (select model_id from model_tracking where {column} = 1)""")
         conn.execute(f"""update models set {flag} = 0 where {flag} = 1
                          and model_id not in (select model_id from model_tracking where {column} = 1)""")
