@@ -78,8 +78,11 @@ def build_export_query(filters, keys=EXPORT_KEYS):
         params.append(filters.min_downloads)
     text = (filters.search or "").strip()
     if len(text) >= MIN_FTS_CHARS:
-        where.append("rowid in (select rowid from models_fts where models_fts match ?)")
-        params.append(fts_phrase(text))
+        # The full-text index leaves descriptions out (schema.FTS_COLUMNS); an
+        # export can afford the scan.
+        where.append("(rowid in (select rowid from models_fts where models_fts match ?) "
+                     "or description like ? escape '\\')")
+        params.extend([fts_phrase(text), like_pattern(text)])
     elif text:
         where.append("(model_id like ? escape '\\' or name like ? escape '\\' "
                      "or chinese_name like ? escape '\\')")

@@ -3,7 +3,8 @@ that bring an older catalog to them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlite_utils
 
@@ -26,7 +27,10 @@ CAPABILITY_COLUMNS = {
     "capabilities_at": str, "providers_at": str,
 }
 JSON_COLUMNS = ("tasks", "tags", "libraries")
-FTS_COLUMNS = ("model_id", "name", "chinese_name", "description", "tags")
+# What people search by name; descriptions would double the index and the crawl's
+# time to build it (bench/findings.md), and stay searchable with `description__contains`.
+FTS_COLUMNS = ("model_id", "name", "chinese_name", "tags")
+FTS_TRIGGERS = ("models_ai", "models_ad", "models_au")
 FACET_ARRAYS = ("tasks", "libraries")
 VIEWS = {
     # Growth over a window, measured back from the last crawl's day (or the
@@ -174,10 +178,17 @@ def _create_facet_counts(db: sqlite_utils.Database) -> None:
     conn.execute(f"create trigger if not exists models_facets_au after update on models "
                  f"when {changed} begin {remove('old')} {add('new')} end")
     if fresh:
-        for c in FACET_ARRAYS:
-            conn.execute(f"""insert into facet_counts (facet, value, count)
-                             select '{c}', j.value, count(*) from models, {values('models', c)} j
-                             group by j.value""")
+        rebuild_facet_counts(conn)
+
+
+def rebuild_facet_counts(conn) -> None:
+    """Count the array facets over the whole models table in one GROUP BY per facet."""
+    conn.execute("delete from facet_counts")
+    for c in FACET_ARRAYS:
+        conn.execute(f"""insert into facet_counts (facet, value, count)
+                         select '{c}', j.value, count(*) from models,
+                           json_each(case when json_valid(models.{c}) then models.{c} end) j
+                         group by j.value""")
 
 
 def _create_fts(db: sqlite_utils.Database) -> None:
@@ -206,6 +217,27 @@ def _create_fts(db: sqlite_utils.Database) -> None:
         conn.execute("insert into models_fts(models_fts) values ('rebuild')")
 
 
+@contextmanager
+def bulk_load(conn) -> Iterator[None]:
+    """Inside the caller's transaction: load `models` with its triggers and secondary indexes
+    dropped, then rebuild them, the full-text index and facet_counts in one pass each.
+
+    For a load into an empty catalog, where one sorted pass beats row-by-row upkeep
+    (bench/findings.md). The objects come back from their own stored DDL, so the schema
+    ends exactly as it began; readers see the old state until the transaction commits.
+    """
+    saved = conn.execute("select type, name, sql from sqlite_master where tbl_name = 'models' "
+                         "and type in ('trigger', 'index') and sql is not null "
+                         "order by type = 'trigger', name").fetchall()
+    for kind, name, _ in saved:
+        conn.execute(f'drop {kind} "{name}"')
+    yield
+    for _, _, sql in saved:
+        conn.execute(sql)
+    conn.execute("insert into models_fts(models_fts) values ('rebuild')")
+    rebuild_facet_counts(conn)
+
+
 def _baseline(db: sqlite_utils.Database) -> None:
     """Version 2, the schema of the first releases: an empty file or a version 1 catalog gains
     every object it lacks (version 1 lacked `facet_counts`)."""
@@ -226,9 +258,23 @@ def _repair_pre_07c010f(db: sqlite_utils.Database) -> None:
             conn.execute(TRACKING_INDEX_SQL.format(column=column))
     row = conn.execute("select sql from sqlite_master where name = 'models_fts'").fetchone()
     if row is None or "columnsize=0" not in row[0]:
-        # The triggers name models_fts by name, so they outlive the drop unchanged.
-        conn.execute("drop table if exists models_fts")
-        _create_fts(db)
+        _recreate_fts(db)
+
+
+def _recreate_fts(db: sqlite_utils.Database) -> None:
+    # The triggers list the indexed columns, so they go and come back with the table.
+    for name in FTS_TRIGGERS:
+        db.conn.execute(f"drop trigger if exists {name}")
+    db.conn.execute("drop table if exists models_fts")
+    _create_fts(db)
+
+
+def _fts_without_description(db: sqlite_utils.Database) -> None:
+    """Version 5 (issue 16): the full-text index covers FTS_COLUMNS, no longer `description`,
+    which doubled it and the first crawl's time to build it."""
+    row = db.conn.execute("select sql from sqlite_master where name = 'models_fts'").fetchone()
+    if row is None or "description" in row[0]:
+        _recreate_fts(db)
 
 
 def _status_and_capabilities(db: sqlite_utils.Database) -> None:
@@ -287,6 +333,7 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (2, _baseline),
     (3, _repair_pre_07c010f),
     (4, _status_and_capabilities),
+    (5, _fts_without_description),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

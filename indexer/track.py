@@ -8,6 +8,8 @@ the catalog in memory.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from indexer import schema, stage, store
 
 EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
@@ -34,6 +36,16 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
         "select 1 from crawl_runs where scope = ? and status = 'complete' and id != ? limit 1",
         [scope, run_id]).fetchone()
     stats_rows = _save_stats(conn, day)
+    # Into an empty catalog (a first crawl, or the sample just wiped) every row is
+    # new: building the indexes, the full-text index and the facet counts once at
+    # the end is cheaper than keeping them up row by row (bench/findings.md).
+    empty = conn.execute("select 1 from models limit 1").fetchone() is None
+    with schema.bulk_load(conn) if empty else nullcontext():
+        events = _save_models_and_flags(conn, run_id, scope, complete, at, confirm, baseline)
+    return {"events": events, "stats_rows": stats_rows, "baseline": bool(complete and baseline)}
+
+
+def _save_models_and_flags(conn, run_id, scope, complete, at, confirm, baseline):
     _save_models(conn, at)
     events_before = _event_count(conn)
     if complete:
@@ -53,8 +65,7 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
         conn.execute("update models set in_inference_list = 1 where in_inference_list is not 1 "
                      "and model_id in (select model_id from stage.listed)")
         schema.derive_columns(conn)
-    return {"events": _event_count(conn) - events_before, "stats_rows": stats_rows,
-            "baseline": bool(complete and baseline)}
+    return _event_count(conn) - events_before
 
 
 def _get(conn, key):
@@ -173,7 +184,9 @@ def _track_presence(conn, run_id, at, confirm, emit):
         insert into model_tracking (model_id, present, missing, license, tasks, chinese_name)
         select model_id, 1, 0, license, tasks, chinese_name from stage.items where true
         on conflict (model_id) do update set present = 1, missing = 0,
-          license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name""")
+          license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name
+        where present is not 1 or missing != 0 or license is not excluded.license
+          or tasks is not excluded.tasks or chinese_name is not excluded.chinese_name""")
     conn.execute("""update model_tracking set missing = missing + 1
                     where present = 1 and model_id not in (select model_id from stage.items)""")
     gone = "select model_id, null as detail from model_tracking where present = 1 and missing >= ?"
@@ -209,7 +222,9 @@ def _flags_from_tracking(conn):
     # A complete crawl sets the user-facing flags from the debounced state, so a
     # model that drops out for one crawl stays exported until the drop is confirmed.
     for flag, column in (("api_inference", "api"), ("in_inference_list", "listed")):
-        conn.execute(f"""update models set {flag} = 1 where {flag} = 0
+        # `+` keeps the planner off the flag's index, where `= 0` is nearly every
+        # row; the few flagged IDs then find their rows by primary key.
+        conn.execute(f"""update models set {flag} = 1 where +{flag} = 0
                          and model_id in (select model_id from model_tracking where {column} = 1)""")
         conn.execute(f"""update models set {flag} = 0 where {flag} = 1
                          and model_id not in (select model_id from model_tracking where {column} = 1)""")

@@ -1,0 +1,127 @@
+"""A first crawl builds the full-text index and facet counts in one pass; later crawls keep them by triggers (issue 16)."""
+
+import sqlite3
+
+import pytest
+
+from indexer import schema, store
+from tests.fixtures.catalog import build_catalog
+from tests.helpers import run_crawl
+
+
+def fts_instances(conn):
+    """Every (term, rowid, column, offset) in models_fts: the index's whole content."""
+    conn.execute("create virtual table if not exists temp.fts_vocab using fts5vocab(main, models_fts, instance)")
+    return conn.execute("select term, doc, col, offset from temp.fts_vocab order by 1, 2, 3, 4").fetchall()
+
+
+def facet_counts(conn):
+    return conn.execute("select facet, value, count from facet_counts order by facet, value").fetchall()
+
+
+def master(conn):
+    return conn.execute("select type, name, tbl_name, sql from sqlite_master "
+                        "where name not like 'sqlite_stat%' order by type, name").fetchall()
+
+
+def search(conn, text):
+    return conn.execute("select m.model_id from models_fts f join models m on m.rowid = f.rowid "
+                        "where models_fts match ? order by m.model_id", [f'"{text}"']).fetchall()
+
+
+def row_by_row(source, path):
+    """The same models rows put in one at a time, so the triggers build FTS and facet_counts."""
+    db = store.open_db(path)
+    conn = db.conn
+    conn.execute("attach database ? as src", [str(source)])
+    with store.transaction(db):
+        for (rowid,) in conn.execute("select rowid from src.models order by rowid").fetchall():
+            conn.execute("insert into models select * from src.models where rowid = ?", [rowid])
+    conn.execute("detach database src")
+    return conn
+
+
+def assert_same_indexes(conn, reference):
+    assert conn.execute("select rowid, * from models order by rowid").fetchall() == \
+        reference.execute("select rowid, * from models order by rowid").fetchall()
+    assert fts_instances(conn) == fts_instances(reference)
+    assert facet_counts(conn) == facet_counts(reference)
+    for text in ("qwen", "Qwen2.5", "通义千问", "chat", "Kimi-K2"):
+        assert search(conn, text) == search(reference, text)
+    conn.execute("insert into models_fts(models_fts) values ('integrity-check')")
+
+
+def rebuilt_copy(conn, path):
+    """A copy of the catalog with FTS and facet_counts rebuilt from its rows from scratch."""
+    conn.execute("vacuum into ?", [str(path)])
+    copy = sqlite3.connect(path)
+    copy.execute("insert into models_fts(models_fts) values ('rebuild')")
+    schema.rebuild_facet_counts(copy)
+    copy.commit()
+    return copy
+
+
+@pytest.fixture
+def first_crawl(tmp_path, make_hub):
+    hub = make_hub(build_catalog(300, seed=5))
+    db_path = tmp_path / "catalog.db"
+    assert run_crawl(db_path, hub, scope="full").status == "complete"
+    return hub, db_path
+
+
+def test_a_first_crawl_indexes_exactly_as_row_by_row_triggers_do(tmp_path, first_crawl):
+    _, db_path = first_crawl
+    conn = sqlite3.connect(db_path)
+    reference = row_by_row(db_path, tmp_path / "reference.db")
+    assert conn.execute("select count(*) from models").fetchone()[0] > 250
+    assert facet_counts(conn) and fts_instances(conn)
+    assert_same_indexes(conn, reference)
+    # The triggers and indexes dropped for the load came back exactly as they were.
+    assert master(conn) == master(reference)
+
+
+def test_a_second_crawl_keeps_fts_and_facets_by_triggers(tmp_path, first_crawl):
+    hub, db_path = first_crawl
+    catalog = hub.catalog
+    ids = catalog.model_ids()
+    catalog.update(ids[0], Name="renamed-zzqx", Tags=["zzqx-tag"], Libraries=["zzqx-lib"])
+    catalog.update(ids[1], ChineseName="新名字模型", Tasks=[{"Name": "zzqx-task"}])
+    catalog.update(ids[2], Downloads=1)  # not indexed: its FTS entry must not move
+    catalog.remove(ids[3])
+    added = dict(catalog.get(ids[4]), Id=999_999, Name="brand-new-zzqx", Path="newowner")
+    catalog.add(added)
+    hub.invalidate()
+    conn = sqlite3.connect(db_path)
+    before = dict(conn.execute("select model_id, rowid from models"))
+    assert run_crawl(db_path, hub, scope="full").status == "complete"
+    # Rows kept their rowids: the second crawl updated in place, with the triggers on.
+    after = dict(conn.execute("select model_id, rowid from models"))
+    assert {k: after[k] for k in before} == before
+    assert sorted(search(conn, "zzqx")) == sorted([("newowner/brand-new-zzqx",),
+                                                   (ids[0].split("/")[0] + "/renamed-zzqx",)])
+    assert search(conn, "新名字") == [(ids[1],)]
+    assert ("tasks", "zzqx-task", 1) in facet_counts(conn)
+    assert ("libraries", "zzqx-lib", 1) in facet_counts(conn)
+    assert_same_indexes(conn, rebuilt_copy(conn, tmp_path / "rebuilt.db"))
+
+
+def test_a_load_that_fails_leaves_triggers_and_indexes_in_place(tmp_path):
+    db = store.open_db(tmp_path / "catalog.db")
+    conn = db.conn
+    schema_before = master(conn)
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction(db):
+            with schema.bulk_load(conn):
+                conn.execute("insert into models (model_id) values ('a/b')")
+                conn.execute("insert into models (model_id) values ('a/b')")
+    assert master(conn) == schema_before
+    assert conn.execute("select count(*) from models").fetchone() == (0,)
+    conn.execute("insert into models (model_id, name, tags) values ('x/y', 'trigram', '[\"t1\"]')")
+    assert search(conn, "rigra") == [("x/y",)]
+
+
+def test_the_full_text_index_leaves_out_descriptions(tmp_path):
+    db = store.open_db(tmp_path / "catalog.db")
+    db.conn.execute("insert into models (model_id, name, description) values ('a/b', 'alpha', 'zebra')")
+    assert search(db.conn, "alpha") == [("a/b",)]
+    assert search(db.conn, "zebra") == []
