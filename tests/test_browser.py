@@ -5,6 +5,7 @@ import io
 import re
 import shutil
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,20 +36,27 @@ def first_dashboard():
     return slug, dashboards[slug]
 
 
-@pytest.fixture
-def browser_page():
+@contextmanager
+def chromium_context(**options):
+    """A context of Debian's chromium, headless, with a 15 s default timeout."""
     from playwright.sync_api import sync_playwright
 
-    executable = chromium_path()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS,
                                              headless=True)
         try:
-            context = browser.new_context(accept_downloads=True)
+            context = browser.new_context(**options)
             context.set_default_timeout(15_000)
-            yield context.new_page()
+            yield context
         finally:
             browser.close()
+
+
+@pytest.fixture
+def browser_page():
+
+    with chromium_context(accept_downloads=True) as context:
+        yield context.new_page()
 
 
 class Steps:
@@ -172,18 +180,8 @@ CANNED = ["find_api_models", "fallback_models", "fallback_ids", "check_model_id"
 @pytest.fixture
 def screen():
     """A 1366×900 page that may read the clipboard; screenshots go to test-artifacts/."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
-                                             headless=True)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            context.set_default_timeout(15_000)
-            yield context
-        finally:
-            browser.close()
+    with chromium_context(viewport=VIEWPORT) as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
