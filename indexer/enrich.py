@@ -9,7 +9,6 @@ of the models API-Inference may serve, the status that follows from them, their
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -26,7 +25,6 @@ FILE_COLUMNS = tuple(c for c in capabilities.COLUMNS if c not in PROVIDER_COLUMN
 # IDs whose last providers answer was `Providers: null` once: the second null in
 # a row stores '[]' (not-served), so one odd answer never flips a status.
 PENDING_KEY = "providers_null_pending"
-_HTTP_STATUS = re.compile(r"answered HTTP (\d{3})")
 
 
 class _Failed(Exception):
@@ -153,11 +151,8 @@ def _read_file(fetcher, model_id, path):
     try:
         return fetcher.request_json("GET", file_url(fetcher.hub_url, model_id, path), envelope=False)
     except fetch.HubError as error:
-        status = getattr(error, "status", None)
-        if status is None:
-            match = _HTTP_STATUS.search(str(error))
-            status = int(match.group(1)) if match else None
-        if status is not None and 400 <= status < 500:
+        # The fetcher names the HTTP status of an answer it refused (fetch.HubError.status).
+        if error.status is not None and 400 <= error.status < 500:
             return None
         raise _Failed(model_id) from None
 

@@ -212,10 +212,10 @@ def _announce_status(conn, run_id, at, emit):
         where t.status is not null and t.status is not m.status order by m.model_id"""
     if emit:
         _events(conn, run_id, at, "status_changed", moved)
-    conn.execute("""update model_tracking set status = (
-                        select m.status from models m where m.model_id = model_tracking.model_id)
-                    where status is not (select m.status from models m
-                                         where m.model_id = model_tracking.model_id)""")
+    # One join, not a lookup per tracked row and then another (SQLite 3.33's UPDATE ... FROM).
+    conn.execute("""update model_tracking set status = m.status from models m
+                    where m.model_id = model_tracking.model_id
+                      and model_tracking.status is not m.status""")
 
 
 def _flags_from_tracking(conn):
