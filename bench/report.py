@@ -13,7 +13,17 @@ from pathlib import Path
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
 MB = 1024 * 1024
 KB_PER_MODEL_TARGET = 1.5 * 1024
-SEARCH_P95_TARGET_MS = 100
+# Every page a person opens (issue 16): p95 under 100 ms at 254,000 models, under
+# 300 ms at 1,000,000.
+PAGE_P95_TARGETS_MS = ((254_000, 100), (1_000_000, 300))
+
+
+def page_target_ms(models):
+    """The p95 target for a catalog of `models`: the first size at or above it."""
+    for size, target in PAGE_P95_TARGETS_MS:
+        if models <= size:
+            return target
+    return PAGE_P95_TARGETS_MS[-1][1]
 
 
 def machine():
@@ -142,17 +152,14 @@ def site_rows(results):
         def entry(r, label=label):
             return next((e for e in r.get("site", {}).get("urls", []) if e["label"] == label), None)
 
-        kind = next(e["kind"] for r in results for e in r.get("site", {}).get("urls", [])
-                    if e["label"] == label)
-        fast = kind in ("search", "filter")
-        rows.append((f"Datasette {label}: median / p95 (ms)",
+        targets = " / ".join(str(ms) for _, ms in PAGE_P95_TARGETS_MS)
+        rows.append((f"{label}: median / p95 (ms)",
                      lambda r, entry=entry: "not run" if entry(r) is None else
                      f"{entry(r)['median_ms']:,.0f} / {entry(r)['p95_ms']:,.0f}"
                      + ("" if entry(r)["status"] == [200] else f" (HTTP {entry(r)['status']})"),
-                     f"p95 < {SEARCH_P95_TARGET_MS}" if fast else "HTTP 200",
-                     (lambda r, entry=entry: entry(r) is not None and entry(r)["status"] == [200]
-                      and entry(r)["p95_ms"] < SEARCH_P95_TARGET_MS) if fast else
-                     (lambda r, entry=entry: entry(r) is not None and entry(r)["status"] == [200])))
+                     f"HTTP 200, p95 < {targets}",
+                     lambda r, entry=entry: entry(r) is not None and entry(r)["status"] == [200]
+                     and entry(r)["p95_ms"] < page_target_ms(r["models"])))
     rows += [
         ("Datasette facets on the models page", lambda r: ", ".join(r["site"]["facets"]) or "none",
          "", None),

@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+from datasette.utils import tilde_encode
+
 from indexer import site
 
 # Values for canned-query parameters that need one to do real work; every
 # other parameter is left empty, which the queries read as "no filter".
 PARAM_VALUES = {"id": "Qwen/Qwen2.5-7B-Instruct"}
+# A typo of a real ID: the check page then looks for close matches.
+UNKNOWN_ID = "Qwen/Qwen2.5-7B-Instrutc"
 SEARCHES = ("qwen2.5", "Kimi-K2")
 
 
@@ -43,22 +47,41 @@ def atom_feeds(queries, db_name):
 
 
 def build_urls(db_name, metadata):
-    """(label, url, kind) for every URL the benchmark times."""
-    urls = [("models page with its facets (HTML)", f"/{db_name}/models", "page"),
-            ("models page with its facets (.json)", f"/{db_name}/models.json", "page")]
+    """(label, url, kind) for every URL the benchmark times: the pages a person opens, by name."""
+    models = f"/{db_name}/models"
+    urls = [("Home page `/`", "/", "page"),
+            (f"Catalog page `/{db_name}`", f"/{db_name}", "page"),
+            ("Models page with its facets (HTML)", models, "page"),
+            ("Models page with its facets (.json)", f"{models}.json", "page")]
     for text in SEARCHES:
-        urls.append((f"full-text search `{text}`", f"/{db_name}/models.json?_search={text}",
+        urls.append((f"Search `{text}` with facets (HTML)", f"{models}?_search={text}", "search"))
+        urls.append((f"Search `{text}` with facets (.json)", f"{models}.json?_search={text}",
                      "search"))
-        urls.append((f"full-text search `{text}`, without facets",
-                     f"/{db_name}/models.json?_search={text}&_nofacet=1", "search"))
-    urls.append(("filter `api_inference=1`", f"/{db_name}/models.json?api_inference=1", "filter"))
-    urls.append(("filter `api_inference=1`, without facets",
-                 f"/{db_name}/models.json?api_inference=1&_nofacet=1", "filter"))
-    urls.append(("filter `api_inference=1` (HTML, facets)", f"/{db_name}/models?api_inference=1",
-                 "page"))
+        urls.append((f"Search `{text}` without facets (.json)",
+                     f"{models}.json?_search={text}&_nofacet=1", "search"))
+    urls += [
+        ("Filter `status=ok`, the callable models, with facets (HTML)", f"{models}?status=ok",
+         "filter"),
+        ("Filter `api_inference=1` with facets (.json)", f"{models}.json?api_inference=1", "filter"),
+        ("Filter `kind=embedding` with facets (HTML)", f"{models}?kind=embedding", "filter"),
+        ("Filter `status=not-api`, nearly every model, with facets (.json)",
+         f"{models}.json?status=not-api", "filter"),
+        ("A model's row page (HTML)", f"{models}/{tilde_encode(PARAM_VALUES['id'])}", "page"),
+        ("View `api_models` (HTML)", f"/{db_name}/api_models", "page"),
+        ("View `trending` (HTML)", f"/{db_name}/trending", "page"),
+        ("Table `model_events` (HTML)", f"/{db_name}/model_events", "page"),
+        ("Table `crawl_runs` (HTML)", f"/{db_name}/crawl_runs", "page"),
+        ("Model picker `/-/pick` (HTML)", "/-/pick", "page"),
+        ("Model picker, chat models with tools (HTML)", "/-/pick?kind=chat&tools=1", "page"),
+        ("Model picker IDs `/-/pick.txt`", "/-/pick.txt", "page"),
+        ("Check page, a known ID (HTML)",
+         f"/{db_name}/check_model_id?{urlencode({'id': PARAM_VALUES['id']})}", "canned"),
+        ("Check page, an unknown ID with close matches (HTML)",
+         f"/{db_name}/check_model_id?{urlencode({'id': UNKNOWN_ID})}", "canned"),
+    ]
     canned, queries = canned_queries(metadata, db_name)
     for name, url in canned.items():
-        urls.append((f"canned query `{name}`", url, "canned"))
+        urls.append((f"Canned query `{name}` (.json)", url, "canned"))
     for name, url in atom_feeds(queries, db_name).items():
         urls.append((f"Atom feed `{name}.atom`", url, "atom"))
     return urls
@@ -88,8 +111,10 @@ def measure_site(db_path, reps=20):
             results.append({"label": label, "url": url, "kind": kind, "status": sorted(statuses),
                             "median_ms": statistics.median(times), "p95_ms": percentile(times, 0.95)})
         page = get(f"/{db_name}/models.json").json()
+        search = get(f"/{db_name}/models.json?_search={SEARCHES[0]}").json()
         filtered = get(f"/{db_name}/models.json?api_inference=1").json()
         timed_out = sorted(set(page.get("facets_timed_out") or []) |
+                           set(search.get("facets_timed_out") or []) |
                            set(filtered.get("facets_timed_out") or []))
         facets = sorted((page.get("facet_results") or {}).keys())
         configured = configured_facets(metadata, db_name)

@@ -32,6 +32,9 @@ JSON_COLUMNS = ("tasks", "tags", "libraries")
 FTS_COLUMNS = ("model_id", "name", "chinese_name", "tags")
 FTS_TRIGGERS = ("models_ai", "models_ad", "models_au")
 FACET_ARRAYS = ("tasks", "libraries")
+# Plain columns whose whole-catalog counts facet_counts also keeps (migration 6,
+# issue 16): the unfiltered models page reads its facets from there.
+FACET_COLUMNS = ("status", "kind", "owner", "license")
 VIEWS = {
     # Growth over a window, measured back from the last crawl's day (or the
     # newest stats day) so a catalog that stopped crawling still shows its trend.
@@ -146,49 +149,84 @@ def _create_views(db: sqlite_utils.Database) -> None:
         db.create_view(name, sql.strip(), replace=True)
 
 
-def _create_facet_counts(db: sqlite_utils.Database) -> None:
-    # Array-facet counts over the whole models table, kept exact by triggers, so
-    # the unfiltered models page need not unpack 254,000 JSON arrays (issue 6).
+def _create_facet_counts(db: sqlite_utils.Database, columns: tuple[str, ...] = ()) -> None:
+    # Facet counts over the whole models table, kept exact by triggers, so the
+    # unfiltered models page need not unpack 254,000 JSON arrays or group 254,000
+    # rows per facet (issue 6, issue 16). Version 2 counted the arrays only;
+    # migration 6 adds the plain `columns`.
     conn = db.conn
     fresh = not db.table("facet_counts").exists()
     conn.execute("""create table if not exists facet_counts (
         facet text not null, value text not null, count integer not null,
         primary key (facet, value)) without rowid""")
+    for sql in facet_trigger_sql(columns):
+        conn.execute(sql)
+    if fresh:
+        rebuild_facet_counts(conn, columns)
+
+
+FACET_TRIGGERS = ("models_facets_ai", "models_facets_ad", "models_facets_au")
+
+
+def facet_trigger_sql(columns: tuple[str, ...]) -> list[str]:
+    """The three `create trigger` statements that keep facet_counts exact."""
 
     def values(row, column):
         return f"json_each(case when json_valid({row}.{column}) then {row}.{column} end)"
 
-    def add(row):
-        return "".join(f"""
+    # `guard` is a condition on the update trigger's row: a facet whose value did
+    # not change is left alone.
+    def add(row, guard=lambda c: "true"):
+        arrays = "".join(f"""
             insert into facet_counts (facet, value, count)
-            select '{c}', value, 1 from {values(row, c)} where true
+            select '{c}', value, 1 from {values(row, c)} where {guard(c)}
             on conflict (facet, value) do update set count = count + 1;""" for c in FACET_ARRAYS)
+        plain = "".join(f"""
+            insert into facet_counts (facet, value, count)
+            select '{c}', {row}.{c}, 1 where {row}.{c} is not null and {guard(c)}
+            on conflict (facet, value) do update set count = count + 1;""" for c in columns)
+        return arrays + plain
 
-    def remove(row):
-        return "".join(f"""
+    def remove(row, guard=lambda c: "true"):
+        arrays = "".join(f"""
             update facet_counts set count = count - 1
-            where facet = '{c}' and value in (select value from {values(row, c)});"""
-                       for c in FACET_ARRAYS) + "\n            delete from facet_counts where count <= 0;"
+            where {guard(c)} and facet = '{c}' and value in (select value from {values(row, c)});"""
+                         for c in FACET_ARRAYS)
+        plain = "".join(f"""
+            update facet_counts set count = count - 1
+            where {guard(c)} and facet = '{c}' and value = {row}.{c};""" for c in columns)
+        return arrays + plain + "\n            delete from facet_counts where count <= 0;"
 
-    changed = " or ".join(f"old.{c} is not new.{c}" for c in FACET_ARRAYS)
-    conn.execute(f"create trigger if not exists models_facets_ai after insert on models "
-                 f"begin {add('new')} end")
-    conn.execute(f"create trigger if not exists models_facets_ad after delete on models "
-                 f"begin {remove('old')} end")
-    conn.execute(f"create trigger if not exists models_facets_au after update on models "
-                 f"when {changed} begin {remove('old')} {add('new')} end")
-    if fresh:
-        rebuild_facet_counts(conn)
+    facets = (*FACET_ARRAYS, *columns)
+    changed = " or ".join(f"old.{c} is not new.{c}" for c in facets)
+    moved = lambda c: f"old.{c} is not new.{c}"  # noqa: E731
+    return [f"create trigger if not exists models_facets_ai after insert on models "
+            f"begin {add('new')} end",
+            f"create trigger if not exists models_facets_ad after delete on models "
+            f"begin {remove('old')} end",
+            f"create trigger if not exists models_facets_au after update on models "
+            f"when {changed} begin {remove('old', moved)} {add('new', moved)} end"]
 
 
-def rebuild_facet_counts(conn) -> None:
-    """Count the array facets over the whole models table in one GROUP BY per facet."""
+def rebuild_facet_counts(conn, columns: tuple[str, ...] | None = None) -> None:
+    """Count the facets over the whole models table in one GROUP BY per facet.
+
+    `columns` defaults to the plain columns the stored triggers count, so a rebuild
+    matches what the triggers keep."""
+    if columns is None:
+        row = conn.execute("select sql from sqlite_master where type = 'trigger' "
+                           "and name = 'models_facets_ai'").fetchone()
+        columns = tuple(c for c in FACET_COLUMNS if row and f"'{c}', new.{c}" in row[0])
     conn.execute("delete from facet_counts")
     for c in FACET_ARRAYS:
         conn.execute(f"""insert into facet_counts (facet, value, count)
                          select '{c}', j.value, count(*) from models,
                            json_each(case when json_valid(models.{c}) then models.{c} end) j
                          group by j.value""")
+    for c in columns:
+        conn.execute(f"""insert into facet_counts (facet, value, count)
+                         select '{c}', {c}, count(*) from models
+                         where {c} is not null group by {c}""")
 
 
 def _create_fts(db: sqlite_utils.Database) -> None:
@@ -277,6 +315,16 @@ def _fts_without_description(db: sqlite_utils.Database) -> None:
         _recreate_fts(db)
 
 
+def _facets_of_columns(db: sqlite_utils.Database) -> None:
+    """Version 6 (issue 16): facet_counts also counts FACET_COLUMNS, so the unfiltered models
+    page reads every facet from it instead of grouping the whole table once per facet."""
+    for name in FACET_TRIGGERS:
+        db.conn.execute(f"drop trigger if exists {name}")
+    for sql in facet_trigger_sql(FACET_COLUMNS):
+        db.conn.execute(sql)
+    rebuild_facet_counts(db.conn, FACET_COLUMNS)
+
+
 def _status_and_capabilities(db: sqlite_utils.Database) -> None:
     """Version 4: `kind`, `status` and `status_reason` on every model, stored by the merge
     (issue 11), the capability columns of API models (issue 12), and the status the event
@@ -334,6 +382,7 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (3, _repair_pre_07c010f),
     (4, _status_and_capabilities),
     (5, _fts_without_description),
+    (6, _facets_of_columns),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -290,11 +290,26 @@ class SitePlugin:
                                              headers={"Allow": ", ".join(READ_METHODS)})
                     await response.asgi_send(send)
                     return
+                if scope["type"] == "http" and _catalog_name(datasette) is not None:
+                    scope = _without_empty_search(scope)
                 await app(scope, receive, send)
 
             return read_only
 
         return wrap
+
+
+def _without_empty_search(scope):
+    """The request without an empty `_search=`: the search box submitted empty means no
+    search, where Datasette 0.65 hands FTS5 an empty query and answers 400."""
+    raw = scope.get("query_string") or b""
+    if b"_search=" not in raw:
+        return scope
+    pairs = urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not (k == "_search" and not v.strip())]
+    if len(kept) == len(pairs):
+        return scope
+    return {**scope, "query_string": urllib.parse.urlencode(kept).encode("latin-1")}
 
 
 # Registered by the `datasette` entry point in pyproject.toml, or by register_plugin.

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from indexer import crawl, store
+from indexer import crawl, schema, store
 from tests.fixtures.catalog import build_catalog
 from tests.helpers import (
     Sleeps,
@@ -296,19 +296,27 @@ def test_a_stop_request_ends_the_crawl_as_incomplete(tmp_path, catalog, make_hub
 
 
 def test_facet_counts_stay_exact_through_inserts_updates_and_deletes(tmp_path, catalog, fakehub):
-    # The unfiltered models page reads these instead of unpacking every array (issue 6).
+    # The unfiltered models page reads these instead of unpacking every array (issue 6)
+    # or grouping every row once per facet (issue 16).
     db_path = tmp_path / "catalog.db"
     run_crawl(db_path, fakehub, scope="full")
     model = valid_items(catalog)[0]
-    catalog.update(item_id(model), Tasks=[{"Name": "brand-new-task"}], Libraries=["gguf"])
+    # New tasks make it another kind too (image), so kind moves with them.
+    catalog.update(item_id(model), Tasks=[{"Name": "text-to-image"}, {"Name": "brand-new-task"}],
+                   Libraries=["gguf"], License="zzqx-licence")
     run_crawl(db_path, fakehub, scope="full")
     db = store.open_db(db_path)
     db.conn.execute("delete from models where model_id = ?", [item_id(valid_items(catalog)[1])])
     db.conn.close()
-    live = rows(db_path, """
+    plain = "".join(f"""union all select '{c}', {c}, count(*) from models
+                        where {c} is not null group by {c} """ for c in schema.FACET_COLUMNS)
+    live = rows(db_path, f"""
         select 'tasks' as facet, j.value as value, count(*) as count from models, json_each(models.tasks) j
         group by j.value union all
         select 'libraries', j.value, count(*) from models, json_each(models.libraries) j group by j.value
-        order by facet, value""")
+        {plain} order by facet, value""")
     assert rows(db_path, "select * from facet_counts order by facet, value") == live
     assert {"facet": "tasks", "value": "brand-new-task", "count": 1} in live
+    assert {"facet": "license", "value": "zzqx-licence", "count": 1} in live
+    assert rows(db_path, "select kind from models where model_id = ?", [item_id(model)]) == \
+        [{"kind": "image"}]

@@ -211,6 +211,51 @@ def test_models_table_facets_and_sort(ds, models):
     assert link in get(ds, "/catalog/models?_wide=1").text
 
 
+def plain_facets(metadata_facets):
+    """Our metadata's facet list in Datasette's own facet types."""
+    types = {"catalog": "column", "catalog_array": "array"}
+    return [next(iter(f.values())) if next(iter(f)) == "catalog"
+            else {types[next(iter(f))]: next(iter(f.values()))} for f in metadata_facets]
+
+
+def comparable(facet_results):
+    """Facet results without what names the facet's type: its own removal link and `type`."""
+    return {name: {k: v for k, v in facet.items() if k not in ("type", "toggle_url")}
+            for name, facet in facet_results.items()}
+
+
+@pytest.mark.parametrize("query", [
+    "",                                            # facet_counts, kept by the crawl
+    "?_search=qwen",                               # one pass over the matches
+    "?_search=",                                   # the box sent empty: no search
+    "?status=not-api",
+    "?kind=chat&_search=instruct",
+    "?tasks__arraycontains=text-generation",
+    "?owner=Qwen&_facet_size=3",
+    "?_search=no-such-model-anywhere",             # no matches: empty facets
+    "?_facet_catalog=support_inference&_search=qwen",  # a facet facet_counts does not keep
+])
+def test_catalog_facets_count_what_datasettes_own_facets_count(crawled, ds, query):
+    # The catalog and catalog_array types count every facet of a page in one pass
+    # (issue 16); what they show must be what Datasette's column and array facets show.
+    table = site.load_metadata()["databases"]["catalog"]["tables"]["models"]
+    plain_meta = {"databases": {"catalog": {"tables": {"models": {
+        **{k: table[k] for k in ("sort_desc", "size", "facet_size", "fts_table", "fts_pk")},
+        "facets": plain_facets(table["facets"])}}}}}
+    plain = Datasette([str(crawled)], metadata=plain_meta, settings={"suggest_facets": False})
+    # Datasette itself answers 400 to an empty search; the site drops it.
+    plain_query = "" if query == "?_search=" else query.replace("_facet_catalog=", "_facet=")
+    answer = get(ds, f"/catalog/models.json{query}")
+    assert answer.status_code == 200, answer.text
+    ours = json.loads(answer.text.replace("_facet_catalog=", "_facet="))
+    theirs = get_json(plain, f"/catalog/models.json{plain_query}")
+    assert ours.get("facets_timed_out", []) == theirs.get("facets_timed_out", []) == []
+    assert comparable(ours["facet_results"]) == comparable(theirs["facet_results"])
+    assert {f["type"] for f in ours["facet_results"].values()} <= {"catalog", "catalog_array"}
+    if query == "":
+        assert [r["value"] for r in ours["facet_results"]["status"]["results"]][:1] == ["not-api"]
+
+
 @pytest.mark.parametrize("fragment", ["wen2.5-7", "QWEN3-2", "Kimi-K2", "通义千问", "深度求索", "恶意模"])
 def test_search_finds_models_by_id_fragments_and_chinese_names(ds, models, fragment):
     got = get_json(ds, f"/catalog/models.json?{q(_search=fragment)}&_shape=array&_size=max")

@@ -70,9 +70,11 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     assert schema.schema_version(upgraded) == schema.schema_version(fresh) == schema.SCHEMA_VERSION
     for table in DATA_TABLES:
         assert table_rows(upgraded.conn, table) == table_rows(fresh.conn, table)
-        # The old columns keep the old values; migration 4 only appends columns.
+        # The old columns keep the old values; migration 4 only appends columns, and
+        # migration 6 only adds the plain columns' counts to the arrays' in facet_counts.
         columns = ", ".join(old_columns[table])
-        assert sorted(upgraded.conn.execute(f"select {columns} from {table}").fetchall(),
+        only_old = (" where facet in " + repr(schema.FACET_ARRAYS)) if table == "facet_counts" else ""
+        assert sorted(upgraded.conn.execute(f"select {columns} from {table}{only_old}").fetchall(),
                       key=repr) == old_rows[table]
     # Migration 4 stored the rule's answer on every model and the tracking row.
     assert upgraded.conn.execute(
