@@ -45,6 +45,8 @@ SHAPING_ARGS = {"_sort", "_sort_desc", "_size", "_next", "_facet", "_facet_array
                 "_trace", "_timelimit", "_ttl", "_dl", "_header", "_nofacet", "_nocount",
                 "_extra"}
 SCOPE_KEY = "indexer.facet_counts"
+PREFETCH_KEY = "indexer.facet_prefetch"
+LEARNED_ATTR = "_indexer_search_facets"
 # What facet_counts holds for the whole models table (indexer/schema.py).
 STORED_FACETS = frozenset(FACET_ARRAYS + FACET_COLUMNS)
 
@@ -76,7 +78,6 @@ class CatalogFacets:
         configs = facet.load_configs()
         self.columns = list(dict.fromkeys(configs.get(CatalogColumnFacet.type, [])))
         self.arrays = list(dict.fromkeys(configs.get(CatalogArrayFacet.type, [])))
-        self.time_limit = self.ds.setting("facet_time_limit_ms")
 
     async def counts(self):
         """({column: Counter}, [columns that timed out])."""
@@ -94,9 +95,54 @@ class CatalogFacets:
         if not live_columns and not live_arrays:
             return counts, []
         try:
-            return {**counts, **await self._one_pass(live_columns, live_arrays)}, []
+            narrowed = await self._by_complement()
+            if narrowed is not None:
+                return narrowed, []
+        except QueryInterrupted:
+            pass
+        try:
+            return {**counts, **await self._live(live_columns, live_arrays)}, []
         except QueryInterrupted:
             return counts, live_columns + live_arrays
+
+    async def _by_complement(self):
+        """Counts for a page narrowed to one value of a stored column (`?status=not-api`)
+        that holds most of the catalog: the whole catalog's counts minus those of the few
+        rows without the value. None when that does not apply."""
+        if self.table != "models" or not all(n in STORED_FACETS for n in self.columns + self.arrays):
+            return None
+        pairs = urllib.parse.parse_qsl(self.request.query_string, keep_blank_values=True)
+        narrowing = [(k, v) for k, v in pairs if k not in SHAPING_ARGS]
+        if len(narrowing) != 1:
+            return None
+        column, value = narrowing[0]
+        column = column.removesuffix("__exact")
+        if column not in FACET_COLUMNS:
+            return None
+        whole = await self._stored()
+        if column not in whole or whole[column][value] * 2 < sum(whole[column].values()):
+            return None
+        # Both sides of the value, and its empty rows: each side reads the column's index.
+        sql = (f"select * from models where {column} < :value or {column} > :value "
+               f"or {column} is null")
+        rest = await one_pass(self.ds, self.database, sql, {"value": value},
+                              self.columns, self.arrays)
+        return {name: +(whole[name] - rest[name]) for name in whole}
+
+    async def _live(self, columns, arrays):
+        started = self.request.scope.get(PREFETCH_KEY)
+        if started is not None and started[0] == (self.sql, self.params, columns, arrays):
+            return await started[1]
+        counts = await one_pass(self.ds, self.database, self.sql, self.params, columns, arrays)
+        if search_only(self.request.query_string) is not None and \
+                set(self.params) == {"search"}:
+            # What start_search_facets needs to count the next search's facets early.
+            learned = getattr(self.ds, LEARNED_ATTR, None)
+            if learned is None:
+                learned = {}
+                setattr(self.ds, LEARNED_ATTR, learned)
+            learned[(self.database, self.table)] = (self.sql, columns, arrays)
+        return counts
 
     async def _stored(self):
         """The whole-catalog counts the crawl keeps, for the facets it keeps them for."""
@@ -112,24 +158,70 @@ class CatalogFacets:
             counts[facet][value] = count
         return counts
 
-    async def _one_pass(self, columns, arrays):
-        names = columns + arrays
-        keys = ", ".join(escape_sqlite(name) for name in names)
-        sql = f"select {keys}, count(*) from ({self.sql}) group by {keys}"
-        rows = (await self.ds.execute(self.database, sql, self.params, truncate=False,
-                                      custom_time_limit=self.time_limit)).rows
-        counts = {name: Counter() for name in names}
-        parsed: dict = {}
-        width = len(columns)
-        for row in rows:
-            n = row[-1]
-            for i, name in enumerate(columns):
-                if row[i] is not None:
-                    counts[name][row[i]] += n
-            for j, name in enumerate(arrays):
-                for value in _parse_array(row[width + j], parsed):
-                    counts[name][value] += n
-        return counts
+
+async def one_pass(ds, database, sql, params, columns, arrays):
+    """{column: Counter} for `columns` and `arrays` over the rows of `sql`, in one GROUP BY."""
+    names = columns + arrays
+    keys = ", ".join(escape_sqlite(name) for name in names)
+    grouped = f"select {keys}, count(*) from ({sql}) group by {keys}"
+    rows = (await ds.execute(database, grouped, params, truncate=False,
+                             custom_time_limit=ds.setting("facet_time_limit_ms"))).rows
+    counts = {name: Counter() for name in names}
+    parsed: dict = {}
+    width = len(columns)
+    for row in rows:
+        n = row[-1]
+        for i, name in enumerate(columns):
+            if row[i] is not None:
+                counts[name][row[i]] += n
+        for j, name in enumerate(arrays):
+            for value in _parse_array(row[width + j], parsed):
+                counts[name][value] += n
+    return counts
+
+
+def search_only(query_string):
+    """The search text of a page narrowed by `_search` alone (no filters, no facet changes)."""
+    pairs = urllib.parse.parse_qsl(query_string, keep_blank_values=True)
+    searches = [value for key, value in pairs if key == "_search"]
+    if len(searches) != 1 or not searches[0].strip():
+        return None
+    for key, _ in pairs:
+        if key != "_search" and (key not in SHAPING_ARGS or key.startswith("_facet")
+                                 or key in ("_nofacet", "_stream")):
+            return None
+    return searches[0]
+
+
+def start_search_facets(datasette, scope):
+    """Start counting a search page's facets as its request arrives (issue 16).
+
+    Datasette runs a page's rows, its count and then its facets one after another,
+    each reading every match. A search page's facet query is the same text for
+    every search (the words are a parameter), so once one search has shown it,
+    the next one's facets are counted on another SQL thread beside the rows and
+    the count. The facets use the answer only when their own SQL, parameters and
+    columns are exactly what was started; otherwise they count as usual.
+    """
+    learned = getattr(datasette, LEARNED_ATTR, None)
+    if not learned or scope.get("type") != "http":
+        return scope
+    parts = scope.get("path", "").strip("/").split("/")
+    if len(parts) != 2:
+        return scope
+    database, table = parts[0], parts[1].removesuffix(".json")
+    shape = learned.get((database, table))
+    if shape is None:
+        return scope
+    text = search_only((scope.get("query_string") or b"").decode("latin-1"))
+    if text is None:
+        return scope
+    sql, columns, arrays = shape
+    params = {"search": text}
+    task = asyncio.ensure_future(one_pass(datasette, database, sql, params, columns, arrays))
+    # An answer nobody reads (an error page, say) must not warn when collected.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return {**scope, PREFETCH_KEY: ((sql, params, columns, arrays), task)}
 
 
 class _SharedCounts:
@@ -217,6 +309,16 @@ class FacetPlugin:
     @hookimpl
     def register_facet_classes(self):
         return [CatalogColumnFacet, CatalogArrayFacet]
+
+    @hookimpl
+    def asgi_wrapper(self, datasette):
+        def wrap(app):
+            async def search_facets_early(scope, receive, send):
+                await app(start_search_facets(datasette, scope), receive, send)
+
+            return search_facets_early
+
+        return wrap
 
 
 # Registered by the `datasette` entry point in pyproject.toml, or by site.register_plugin.

@@ -120,7 +120,14 @@ def register_plugin():
 
 def _catalog_name(datasette):
     """The served catalog's database name, or None for a Datasette that is not ours."""
-    return CATALOG_NAME if datasette.plugin_config(PLUGIN_NAME) else None
+    # Asked for every cell of every table page: Datasette's plugin_config merges the
+    # metadata again on each call, and metadata is fixed once Datasette starts.
+    try:
+        return datasette._indexer_catalog_name
+    except AttributeError:
+        name = CATALOG_NAME if datasette.plugin_config(PLUGIN_NAME) else None
+        datasette._indexer_catalog_name = name
+        return name
 
 
 async def read_freshness(datasette, db_name):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from indexer import schema, stage, store
+from indexer import growth, schema, stage, store
 
 EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
           "unlisted", "changed", "status_changed")
@@ -42,6 +42,7 @@ def merge(conn, run_id, scope, complete, now, confirm=2, keep_sample=False):
     empty = conn.execute("select 1 from models limit 1").fetchone() is None
     with schema.bulk_load(conn) if empty else nullcontext():
         events = _save_models_and_flags(conn, run_id, scope, complete, at, confirm, baseline)
+    growth.refresh(conn, day)
     return {"events": events, "stats_rows": stats_rows, "baseline": bool(complete and baseline)}
 
 
@@ -80,7 +81,7 @@ def _event_count(conn):
 def _wipe_sample(conn, run_id):
     # The first live crawl replaces the embedded sample: its rows were never
     # real, so they leave no events behind (issue 4).
-    for table in ("models", "model_events", "model_stats", "model_tracking"):
+    for table in ("models", "model_events", "model_stats", "model_tracking", "model_growth"):
         conn.execute(f"delete from {table}")
     conn.execute("delete from crawl_runs where id != ?", [run_id])
     conn.execute("delete from catalog_info where key = 'sample'")

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from indexer import status, store, track
+from indexer import growth, status, store, track
 from tests.helpers import Clock, events, models, rows, run_crawl
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=timezone.utc)
@@ -278,13 +278,24 @@ def test_trending_view_on_a_40_day_history(tmp_path):
     history.append({"model_id": "B/young", "day": "2026-11-07", "downloads": 10, "likes": 0})
     history.append({"model_id": "B/young", "day": "2026-11-10", "downloads": 50, "likes": 0})
     db.table("model_stats").insert_all(history)
+    # A merge stores growth (issue 16); with no crawl recorded, the newest stats day is the
+    # reference day.
+    assert growth.refresh(db.conn) == 1
     out = [dict(r) for r in db.query(
         "select model_id, downloads, downloads_7d, downloads_30d from trending order by model_id")]
     # Reference day 2026-11-10: 7 days back is 2026-11-03 (1330), 30 back 2026-10-11 (1100).
+    # B/young has no stats that old, so no growth yet, and trending leaves it out.
     assert out == [
-        {"model_id": "A/steady", "downloads": 1400, "downloads_7d": 70, "downloads_30d": 300},
-        {"model_id": "B/young", "downloads": 50, "downloads_7d": None, "downloads_30d": None},
-    ]
+        {"model_id": "A/steady", "downloads": 1400, "downloads_7d": 70, "downloads_30d": 300}]
+    # Nothing moved: a second refresh writes nothing.
+    assert growth.refresh(db.conn) == 0
+    # A day later the windows move: 7 days back is 2026-11-04 (1340).
+    assert growth.refresh(db.conn, "2026-11-11") == 1
+    assert [dict(r) for r in db.query("select * from model_growth")] == [
+        {"model_id": "A/steady", "downloads_7d": 60, "downloads_30d": 290}]
+    # Younger than a week (the reference day's window reaches before all stats): none.
+    assert growth.refresh(db.conn, "2026-10-05") == 1
+    assert [dict(r) for r in db.query("select * from trending")] == []
 
 
 def test_api_history_view(crawler, catalog, clock):

@@ -13,7 +13,7 @@ from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
 from indexer import check as check_module
-from indexer import schema, site, store
+from indexer import facets, growth, schema, site, store
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import (
     API_IMAGE_ID,
@@ -85,8 +85,10 @@ def crawl(tmp_path_factory):
         # Ten days of history, so `trending` (and the dashboard's growth chart) has a row.
         conn.execute("insert into model_stats values (?, '2026-10-24', 1, 0)", [EVIL_ID])
         conn.execute("insert into model_stats values (?, '2026-11-03', 5, 0)", [EVIL_ID])
-        # What the merge stores for every row it writes (indexer/status.py's rule).
+        # What the merge stores for every row it writes (indexer/status.py's rule), and
+        # the growth it stores after (indexer/growth.py).
         schema.derive_columns(conn)
+        growth.refresh(conn)
     conn.close()
     return path, picks
 
@@ -850,3 +852,43 @@ def test_render_cell_links_the_visible_id():
     assert plain == "line one\nline&lt;U+202E&gt;two"
     assert site.SitePlugin().render_cell(row=row, value="plain", column="license", table="models",
                                          database="catalog", datasette=ds) is None
+
+
+@pytest.mark.parametrize("query, text", [
+    ("_search=qwen", "qwen"),
+    ("_search=qwen&_sort=likes&_size=5&_next=3", "qwen"),
+    ("_search=qwen&status=ok", None),          # a filter too: its own SQL
+    ("_search=qwen&_facet_catalog=name", None),  # another facet: other columns
+    ("_search=qwen&_nofacet=1", None),
+    ("_search=%20", None),
+    ("status=ok", None),
+    ("", None),
+])
+def test_only_a_plain_search_has_its_facets_counted_early(query, text):
+    assert facets.search_only(query) == text
+
+
+def test_a_search_counted_early_shows_what_datasette_counts(crawled):
+    # The first search teaches the site its facet SQL; the next one's facets are then
+    # counted beside its rows and count (issue 16), and must come out the same.
+    ours = site.build_datasette(crawled)
+    scope = {"type": "http", "path": "/catalog/models.json", "query_string": b"_search=instruct"}
+    assert facets.PREFETCH_KEY not in facets.start_search_facets(ours, scope)
+    get_json(ours, "/catalog/models.json?_search=qwen")
+
+    async def started():
+        early = facets.start_search_facets(ours, scope)
+        (sql, params, columns, arrays), task = early[facets.PREFETCH_KEY]
+        await task
+        return params, columns, arrays
+
+    assert asyncio.run(started()) == ({"search": "instruct"}, ["status", "kind", "owner", "license"],
+                                      ["tasks"])
+    table = site.load_metadata()["databases"]["catalog"]["tables"]["models"]
+    plain = Datasette([str(crawled)], settings={"suggest_facets": False}, metadata={
+        "databases": {"catalog": {"tables": {"models": {
+            **{k: table[k] for k in ("sort_desc", "size", "facet_size", "fts_table", "fts_pk")},
+            "facets": plain_facets(table["facets"])}}}}})
+    for text in ("instruct", "qwen", "kimi"):
+        assert comparable(get_json(ours, f"/catalog/models.json?_search={text}")["facet_results"]) \
+            == comparable(get_json(plain, f"/catalog/models.json?_search={text}")["facet_results"])
