@@ -85,7 +85,7 @@ class CatalogFacets:
         live_columns, live_arrays = self.columns, self.arrays
         if self.table == "models" and unfiltered(self.request):
             try:
-                counts = await self._stored()
+                counts = await stored_counts(self.ds, self.database, self.columns + self.arrays)
             except QueryInterrupted:
                 counts = {}
             except Exception:  # an older catalog without facet_counts: count it live
@@ -95,68 +95,76 @@ class CatalogFacets:
         if not live_columns and not live_arrays:
             return counts, []
         try:
-            narrowed = await self._by_complement()
-            if narrowed is not None:
-                return narrowed, []
-        except QueryInterrupted:
-            pass
-        try:
             return {**counts, **await self._live(live_columns, live_arrays)}, []
         except QueryInterrupted:
             return counts, live_columns + live_arrays
-
-    async def _by_complement(self):
-        """Counts for a page narrowed to one value of a stored column (`?status=not-api`)
-        that holds most of the catalog: the whole catalog's counts minus those of the few
-        rows without the value. None when that does not apply."""
-        if self.table != "models" or not all(n in STORED_FACETS for n in self.columns + self.arrays):
-            return None
-        pairs = urllib.parse.parse_qsl(self.request.query_string, keep_blank_values=True)
-        narrowing = [(k, v) for k, v in pairs if k not in SHAPING_ARGS]
-        if len(narrowing) != 1:
-            return None
-        column, value = narrowing[0]
-        column = column.removesuffix("__exact")
-        if column not in FACET_COLUMNS:
-            return None
-        whole = await self._stored()
-        if column not in whole or whole[column][value] * 2 < sum(whole[column].values()):
-            return None
-        # Both sides of the value, and its empty rows: each side reads the column's index.
-        sql = (f"select * from models where {column} < :value or {column} > :value "
-               f"or {column} is null")
-        rest = await one_pass(self.ds, self.database, sql, {"value": value},
-                              self.columns, self.arrays)
-        return {name: +(whole[name] - rest[name]) for name in whole}
 
     async def _live(self, columns, arrays):
         started = self.request.scope.get(PREFETCH_KEY)
         if started is not None and started[0] == (self.sql, self.params, columns, arrays):
             return await started[1]
-        counts = await one_pass(self.ds, self.database, self.sql, self.params, columns, arrays)
-        if search_only(self.request.query_string) is not None and \
-                set(self.params) == {"search"}:
-            # What start_search_facets needs to count the next search's facets early.
+        narrowed = narrowing(self.request.query_string)
+        counts = await live_counts(self.ds, self.database, self.table, self.sql, self.params,
+                                   columns, arrays, narrowed)
+        sources = None
+        if narrowed is not None and isinstance(self.params, dict):
+            sources = _param_sources(self.params, sorted(narrowed))
+        if sources is not None:
+            # What start_facets_early needs to count the next such page's facets early.
             learned = getattr(self.ds, LEARNED_ATTR, None)
             if learned is None:
                 learned = {}
                 setattr(self.ds, LEARNED_ATTR, learned)
-            learned[(self.database, self.table)] = (self.sql, columns, arrays)
+            learned[(self.database, self.table, _shape(narrowed))] = (
+                self.sql, sources, columns, arrays)
         return counts
 
-    async def _stored(self):
-        """The whole-catalog counts the crawl keeps, for the facets it keeps them for."""
-        names = [n for n in self.columns + self.arrays if n in STORED_FACETS]
-        if not names:
-            return {}
-        marks = ", ".join("?" for _ in names)
-        rows = (await self.ds.execute(
-            self.database, f"select facet, value, count from facet_counts where facet in ({marks})",
-            names, truncate=False)).rows
-        counts = {name: Counter() for name in names}
-        for facet, value, count in rows:
-            counts[facet][value] = count
-        return counts
+
+async def stored_counts(ds, database, names):
+    """The whole-catalog counts the crawl keeps, for those of `names` it keeps them for."""
+    names = [n for n in names if n in STORED_FACETS]
+    if not names:
+        return {}
+    marks = ", ".join("?" for _ in names)
+    rows = (await ds.execute(
+        database, f"select facet, value, count from facet_counts where facet in ({marks})",
+        names, truncate=False)).rows
+    counts = {name: Counter() for name in names}
+    for facet, value, count in rows:
+        counts[facet][value] = count
+    return counts
+
+
+async def live_counts(ds, database, table, sql, params, columns, arrays, narrowed):
+    """{column: Counter} over the rows of `sql`: by complement when that applies, else one pass."""
+    if narrowed is not None:
+        try:
+            counts = await by_complement(ds, database, table, narrowed, columns, arrays)
+            if counts is not None:
+                return counts
+        except QueryInterrupted:
+            pass
+    return await one_pass(ds, database, sql, params, columns, arrays)
+
+
+async def by_complement(ds, database, table, narrowed, columns, arrays):
+    """Counts for a page narrowed to one value of a stored column (`?status=not-api`) that
+    holds most of the catalog: the whole catalog's counts minus those of the few rows
+    without the value. None when that does not apply."""
+    if table != "models" or len(narrowed) != 1 or \
+            not all(n in STORED_FACETS for n in columns + arrays):
+        return None
+    column, value = narrowed[0]
+    column = column.removesuffix("__exact")
+    if column not in FACET_COLUMNS:
+        return None
+    whole = await stored_counts(ds, database, columns + arrays)
+    if column not in whole or whole[column][value] * 2 < sum(whole[column].values()):
+        return None
+    # Both sides of the value, and its empty rows: each side reads the column's index.
+    sql = f"select * from models where {column} < :value or {column} > :value or {column} is null"
+    rest = await one_pass(ds, database, sql, {"value": value}, columns, arrays)
+    return {name: +(whole[name] - rest[name]) for name in whole}
 
 
 async def one_pass(ds, database, sql, params, columns, arrays):
@@ -180,28 +188,46 @@ async def one_pass(ds, database, sql, params, columns, arrays):
     return counts
 
 
-def search_only(query_string):
-    """The search text of a page narrowed by `_search` alone (no filters, no facet changes)."""
+def narrowing(query_string):
+    """The (key, value) pairs that narrow a page's rows, in order; None when the page changes
+    its facets or has none, or when it narrows nothing (the unfiltered page reads
+    facet_counts)."""
     pairs = urllib.parse.parse_qsl(query_string, keep_blank_values=True)
-    searches = [value for key, value in pairs if key == "_search"]
-    if len(searches) != 1 or not searches[0].strip():
+    if any(key.startswith("_facet") or key in ("_nofacet", "_stream") for key, _ in pairs):
         return None
-    for key, _ in pairs:
-        if key != "_search" and (key not in SHAPING_ARGS or key.startswith("_facet")
-                                 or key in ("_nofacet", "_stream")):
+    narrowed = [(key, value) for key, value in pairs if key not in SHAPING_ARGS]
+    if not narrowed or any(key == "_search" and not value.strip() for key, value in narrowed):
+        return None
+    return narrowed
+
+
+def _shape(narrowed):
+    """What makes two pages' facet SQL the same text: the names that narrow them."""
+    return tuple(sorted(key for key, _ in narrowed))
+
+
+def _param_sources(params, narrowed):
+    """{parameter: index in `narrowed`} when each SQL parameter is exactly one narrowing
+    value (`?kind=chat` is `:p0 = 'chat'`), else None."""
+    sources = {}
+    for name, value in params.items():
+        matches = [i for i, (_, text) in enumerate(narrowed) if text == value]
+        if len(matches) != 1 or matches[0] in sources.values():
             return None
-    return searches[0]
+        sources[name] = matches[0]
+    return sources
 
 
-def start_search_facets(datasette, scope):
-    """Start counting a search page's facets as its request arrives (issue 16).
+def start_facets_early(datasette, scope):
+    """Start counting a page's facets as its request arrives (issue 16).
 
     Datasette runs a page's rows, its count and then its facets one after another,
-    each reading every match. A search page's facet query is the same text for
-    every search (the words are a parameter), so once one search has shown it,
-    the next one's facets are counted on another SQL thread beside the rows and
-    the count. The facets use the answer only when their own SQL, parameters and
-    columns are exactly what was started; otherwise they count as usual.
+    each reading every match. Two pages narrowed by the same names (two searches, or
+    `?kind=chat` and `?kind=image`) have the same facet SQL with other parameters, so
+    once one page has shown it, the next one's facets are counted on another SQL
+    thread beside its rows and count. The facets use the answer only when their own
+    SQL, parameters and columns are exactly what was started; otherwise they count as
+    usual, so a wrong guess costs time, never a wrong count.
     """
     learned = getattr(datasette, LEARNED_ATTR, None)
     if not learned or scope.get("type") != "http":
@@ -210,15 +236,17 @@ def start_search_facets(datasette, scope):
     if len(parts) != 2:
         return scope
     database, table = parts[0], parts[1].removesuffix(".json")
-    shape = learned.get((database, table))
+    narrowed = narrowing((scope.get("query_string") or b"").decode("latin-1"))
+    if narrowed is None:
+        return scope
+    shape = learned.get((database, table, _shape(narrowed)))
     if shape is None:
         return scope
-    text = search_only((scope.get("query_string") or b"").decode("latin-1"))
-    if text is None:
-        return scope
-    sql, columns, arrays = shape
-    params = {"search": text}
-    task = asyncio.ensure_future(one_pass(datasette, database, sql, params, columns, arrays))
+    sql, sources, columns, arrays = shape
+    ordered = sorted(narrowed)
+    params = {name: ordered[i][1] for name, i in sources.items()}
+    task = asyncio.ensure_future(live_counts(datasette, database, table, sql, params, columns,
+                                             arrays, narrowed))
     # An answer nobody reads (an error page, say) must not warn when collected.
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
     return {**scope, PREFETCH_KEY: ((sql, params, columns, arrays), task)}
@@ -313,10 +341,10 @@ class FacetPlugin:
     @hookimpl
     def asgi_wrapper(self, datasette):
         def wrap(app):
-            async def search_facets_early(scope, receive, send):
-                await app(start_search_facets(datasette, scope), receive, send)
+            async def facets_early(scope, receive, send):
+                await app(start_facets_early(datasette, scope), receive, send)
 
-            return search_facets_early
+            return facets_early
 
         return wrap
 

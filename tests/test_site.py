@@ -854,41 +854,48 @@ def test_render_cell_links_the_visible_id():
                                          database="catalog", datasette=ds) is None
 
 
-@pytest.mark.parametrize("query, text", [
-    ("_search=qwen", "qwen"),
-    ("_search=qwen&_sort=likes&_size=5&_next=3", "qwen"),
-    ("_search=qwen&status=ok", None),          # a filter too: its own SQL
+@pytest.mark.parametrize("query, narrowed", [
+    ("_search=qwen", [("_search", "qwen")]),
+    ("_search=qwen&_sort=likes&_size=5&_next=3", [("_search", "qwen")]),
+    ("kind=chat&_search=qwen", [("kind", "chat"), ("_search", "qwen")]),
     ("_search=qwen&_facet_catalog=name", None),  # another facet: other columns
     ("_search=qwen&_nofacet=1", None),
     ("_search=%20", None),
-    ("status=ok", None),
+    ("_sort=likes", None),                       # unfiltered: facet_counts
     ("", None),
 ])
-def test_only_a_plain_search_has_its_facets_counted_early(query, text):
-    assert facets.search_only(query) == text
+def test_which_pages_have_their_facets_counted_early(query, narrowed):
+    assert facets.narrowing(query) == narrowed
 
 
-def test_a_search_counted_early_shows_what_datasette_counts(crawled):
-    # The first search teaches the site its facet SQL; the next one's facets are then
-    # counted beside its rows and count (issue 16), and must come out the same.
+@pytest.mark.parametrize("first, then", [
+    ("_search=qwen", ["_search=instruct", "_search=kimi", "_search=qwen"]),
+    ("kind=chat", ["kind=image", "kind=embedding"]),
+    ("kind=chat&_search=qwen", ["kind=image&_search=instruct", "_search=instruct&kind=chat"]),
+])
+def test_a_page_counted_early_shows_what_datasette_counts(crawled, first, then):
+    # The first page of a shape teaches the site its facet SQL; the next one's facets are
+    # then counted beside its rows and count (issue 16), and must come out the same.
     ours = site.build_datasette(crawled)
-    scope = {"type": "http", "path": "/catalog/models.json", "query_string": b"_search=instruct"}
-    assert facets.PREFETCH_KEY not in facets.start_search_facets(ours, scope)
-    get_json(ours, "/catalog/models.json?_search=qwen")
 
-    async def started():
-        early = facets.start_search_facets(ours, scope)
+    def scope(query):
+        return {"type": "http", "path": "/catalog/models.json", "query_string": query.encode()}
+
+    assert facets.PREFETCH_KEY not in facets.start_facets_early(ours, scope(then[0]))
+    get_json(ours, f"/catalog/models.json?{first}")
+
+    async def started(query):
+        early = facets.start_facets_early(ours, scope(query))
         (sql, params, columns, arrays), task = early[facets.PREFETCH_KEY]
         await task
-        return params, columns, arrays
+        return columns, arrays
 
-    assert asyncio.run(started()) == ({"search": "instruct"}, ["status", "kind", "owner", "license"],
-                                      ["tasks"])
+    assert asyncio.run(started(then[0])) == (["status", "kind", "owner", "license"], ["tasks"])
     table = site.load_metadata()["databases"]["catalog"]["tables"]["models"]
     plain = Datasette([str(crawled)], settings={"suggest_facets": False}, metadata={
         "databases": {"catalog": {"tables": {"models": {
             **{k: table[k] for k in ("sort_desc", "size", "facet_size", "fts_table", "fts_pk")},
             "facets": plain_facets(table["facets"])}}}}})
-    for text in ("instruct", "qwen", "kimi"):
-        assert comparable(get_json(ours, f"/catalog/models.json?_search={text}")["facet_results"]) \
-            == comparable(get_json(plain, f"/catalog/models.json?_search={text}")["facet_results"])
+    for query in then:
+        assert comparable(get_json(ours, f"/catalog/models.json?{query}")["facet_results"]) \
+            == comparable(get_json(plain, f"/catalog/models.json?{query}")["facet_results"])
