@@ -9,15 +9,18 @@ every row (issue 6). Two facet types of our own, named in metadata.yml, replace 
 - `catalog_array: tasks` is an array facet (Datasette's `array`, same links). Our
   arrays are deduplicated when parsed, so a value counts once per model.
 
-Both read one shared count per request (`_counts`):
+Both read one count per request (`CatalogFacets`), whichever asks first:
 
 - the unfiltered models page, which everyone opens first, reads `facet_counts`, which
   the crawl keeps exact (indexer/schema.py);
 - any other page (a search, a filter) groups its matches once by every faceted column
-  together, and the groups are added up here per facet. There are far fewer groups
-  than matches (a search for `qwen2.5` in the benchmark's catalog: 20,000 matches, under
-  200 groups), and one sort of the matches costs less than five: at 254,000 models a
-  filter matching nearly all of them took 0.9 s this way and 1.6 s one facet at a time.
+  together, and the groups are added up here per facet (`one_pass`). There are far
+  fewer groups than matches (a search for `qwen2.5` in the benchmark's catalog: 20,000
+  matches, under 200 groups), and one sort of the matches costs less than five;
+- a page narrowed to one value that holds most of the catalog counts the other rows
+  and subtracts them from `facet_counts` (`by_complement`);
+- a page whose shape was seen before has its count started as its request arrives
+  (`start_facets_early`).
 
 Datasette's own `column` and `array` types stay as they are for every other table,
 database and Datasette in the process.
@@ -86,9 +89,7 @@ class CatalogFacets:
         if self.table == "models" and unfiltered(self.request):
             try:
                 counts = await stored_counts(self.ds, self.database, self.columns + self.arrays)
-            except QueryInterrupted:
-                counts = {}
-            except Exception:  # an older catalog without facet_counts: count it live
+            except Exception:  # timed out, or an older catalog without facet_counts: count live
                 counts = {}
             live_columns = [c for c in self.columns if c not in counts]
             live_arrays = [c for c in self.arrays if c not in counts]
@@ -252,13 +253,18 @@ def start_facets_early(datasette, scope):
     return {**scope, PREFETCH_KEY: ((sql, params, columns, arrays), task)}
 
 
+def _column(source_and_config):
+    config = source_and_config["config"]
+    return config.get("column") or config["simple"]
+
+
 class _SharedCounts:
     """The facet-type side: reads the request's one CatalogFacets count and renders its share."""
 
     type = ""
 
     def load_configs(self):
-        return {kind: [c["config"].get("column") or c["config"]["simple"] for c in configs]
+        return {kind: [_column(c) for c in configs]
                 for kind, configs in load_facet_configs(self.request, self.metadata).items()}
 
     async def _shared(self):
@@ -280,8 +286,7 @@ class _SharedCounts:
         pairs = self.get_querystring_pairs()
         results = []
         for source_and_config in configs:
-            config = source_and_config["config"]
-            column = config.get("column") or config["simple"]
+            column = _column(source_and_config)
             if column not in counts:
                 continue
             # As Datasette orders them: most models first, then by value.
@@ -303,8 +308,7 @@ class _SharedCounts:
                     path_with_removed_args(self.request, {f"_facet_{self.type}": column})),
                 "truncated": len(ordered) > facet_size,
             })
-        return results, [c for c in timed_out if c in {
-            (s["config"].get("column") or s["config"]["simple"]) for s in configs}]
+        return results, [c for c in timed_out if c in {_column(s) for s in configs}]
 
 
 class CatalogColumnFacet(_SharedCounts, ColumnFacet):

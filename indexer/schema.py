@@ -198,15 +198,9 @@ def facet_trigger_sql(columns: tuple[str, ...]) -> list[str]:
             f"when {changed} begin {remove('old', moved)} {add('new', moved)} end"]
 
 
-def rebuild_facet_counts(conn, columns: tuple[str, ...] | None = None) -> None:
-    """Count the facets over the whole models table in one GROUP BY per facet.
-
-    `columns` defaults to the plain columns the stored triggers count, so a rebuild
-    matches what the triggers keep."""
-    if columns is None:
-        row = conn.execute("select sql from sqlite_master where type = 'trigger' "
-                           "and name = 'models_facets_ai'").fetchone()
-        columns = tuple(c for c in FACET_COLUMNS if row and f"'{c}', new.{c}" in row[0])
+def rebuild_facet_counts(conn, columns: tuple[str, ...] = FACET_COLUMNS) -> None:
+    """Count the facets over the whole models table in one GROUP BY per facet: the arrays,
+    and the plain `columns` (all of FACET_COLUMNS from migration 6 on)."""
     conn.execute("delete from facet_counts")
     for c in FACET_ARRAYS:
         conn.execute(f"""insert into facet_counts (facet, value, count)
