@@ -262,6 +262,10 @@ class _SharedCounts:
     """The facet-type side: reads the request's one CatalogFacets count and renders its share."""
 
     type = ""
+    # What the JSON and the rail's heading call it: Datasette's own name for the facet
+    # it stands in for. Datasette's template adds any other type to the heading, which
+    # made the rail read "status (catalog)".
+    shown_type = ""
 
     def load_configs(self):
         return {kind: [_column(c) for c in configs]
@@ -302,7 +306,7 @@ class _SharedCounts:
                                                                   self.ds.urls.path(toggle)),
                                "selected": selected})
             results.append({
-                "name": column, "type": self.type, "results": values,
+                "name": column, "type": self.shown_type, "results": values,
                 "hideable": source_and_config["source"] != "metadata",
                 "toggle_url": self.ds.urls.path(
                     path_with_removed_args(self.request, {f"_facet_{self.type}": column})),
@@ -315,6 +319,7 @@ class CatalogColumnFacet(_SharedCounts, ColumnFacet):
     """The `catalog` facet type: Datasette's `column` facet, counted with the page's others."""
 
     type = "catalog"
+    shown_type = ColumnFacet.type
 
     def _arg(self, column, value):
         return (f"{column}__exact" if column.startswith("_") else column, value)
@@ -327,6 +332,7 @@ class CatalogArrayFacet(_SharedCounts, ArrayFacet):
     """The `catalog_array` facet type: Datasette's `array` facet, counted with the page's others."""
 
     type = "catalog_array"
+    shown_type = ArrayFacet.type
 
     def _arg(self, column, value):
         return (f"{column}__arraycontains", value)

@@ -59,14 +59,32 @@ def test_a_plain_datasette_in_the_same_process_counts_array_facets_as_stock(tmp_
 def test_the_catalog_facets_use_our_facet_type():
     ds = site.build_datasette(ROOT / "catalog.db", immutable=True)
     # The site facets models on status, kind, tasks, owner and license; tasks is the array.
-    # All are ours, so each page counts them together in one pass (issue 16).
-    column, array = facets.CatalogColumnFacet.type, facets.CatalogArrayFacet.type
-    results = get(ds, "/catalog/models.json").json()["facet_results"]
-    assert {c: r["type"] for c, r in results.items()} == {
-        "status": column, "kind": column, "tasks": array, "owner": column, "license": column}
+    # All are ours, so each page counts them together in one pass (issue 16), while
+    # `type` keeps Datasette's own names. A facet added by URL is removed by our type's name.
+    url = f"/catalog/models.json?_facet_{facets.CatalogColumnFacet.type}=cost_tier"
+    results = get(ds, url).json()["facet_results"]
+    # The removal link drops only its own facet; the URL's facet stays on the others.
+    kept = url
+    assert {c: (r["type"], r["toggle_url"]) for c, r in results.items()} == {
+        "status": ("column", kept), "kind": ("column", kept), "tasks": ("array", kept),
+        "owner": ("column", kept), "license": ("column", kept),
+        "cost_tier": ("column", "/catalog/models.json")}
     results = get(ds, "/catalog/api_models.json").json()["facet_results"]
     assert {c: r["type"] for c, r in results.items()} == {
-        "kind": column, "tasks": array, "owner": column}
+        "kind": "column", "tasks": "array", "owner": "column"}
+
+
+def test_the_facet_rail_headings_read_as_datasettes_own():
+    # Datasette's template names any facet type but `column` in the heading. Ours report
+    # Datasette's names, so the rail reads "status", not "status (catalog)"; an array
+    # facet reads "tasks (array)", as on any Datasette.
+    ds = site.build_datasette(ROOT / "catalog.db", immutable=True)
+    page = get(ds, "/catalog/models").text
+    headings = re.findall(r'data-column="(\w+)">\s*<p class="facet-info-name">\s*<strong>(.*?)<span',
+                          page, re.S)
+    assert {column: " ".join(h.split()) for column, h in headings} == {
+        "status": "status", "kind": "kind", "tasks": "tasks (array)", "owner": "owner",
+        "license": "license"}
 
 
 def test_the_site_plugins_are_datasette_entry_points_registered_once():
