@@ -17,6 +17,8 @@ Both read one count per request (`CatalogFacets`), whichever asks first:
   together, and the groups are added up here per facet (`one_pass`). There are far
   fewer groups than matches (a search for `qwen2.5` in the benchmark's catalog: 20,000
   matches, under 200 groups), and one sort of the matches costs less than five;
+  The matches' combinations are read from `model_facet_groups`, a narrow table the
+  crawl keeps, rather than from their whole rows;
 - a page narrowed to one value that holds most of the catalog counts the other rows
   and subtracts them from `facet_counts` (`by_complement`);
 - a page whose shape was seen before has its count started as its request arrives
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.parse
 from collections import Counter
 
@@ -38,7 +41,7 @@ from datasette.database import QueryInterrupted
 from datasette.facets import ArrayFacet, ColumnFacet, load_facet_configs
 from datasette.utils import escape_sqlite, path_with_added_args, path_with_removed_args
 
-from indexer.schema import FACET_ARRAYS, FACET_COLUMNS
+from indexer.schema import FACET_ARRAYS, FACET_COLUMNS, GROUP_COLUMNS
 
 PLUGIN_NAME = "indexer-facets"
 # Query-string keys that only shape the page; any other key narrows the rows.
@@ -145,7 +148,18 @@ async def live_counts(ds, database, table, sql, params, columns, arrays, narrowe
                 return counts
         except QueryInterrupted:
             pass
-    return await one_pass(ds, database, sql, params, columns, arrays)
+    where = await models_where(ds, database, table, sql)
+    return await one_pass(ds, database, sql, params, columns, arrays, where)
+
+
+async def models_where(ds, database, table, sql):
+    """The `where ...` clause of Datasette's `select <every column> from models <where>`
+    (the whole text after the table's name, "" when unfiltered), or None for any other SQL."""
+    if table != "models":
+        return None
+    names = await ds.get_database(database).table_columns("models")
+    prefix = f"select {', '.join(escape_sqlite(n) for n in names)} from models "
+    return sql[len(prefix):] if sql.startswith(prefix) else None
 
 
 async def by_complement(ds, database, table, narrowed, columns, arrays):
@@ -163,18 +177,37 @@ async def by_complement(ds, database, table, narrowed, columns, arrays):
     if column not in whole or whole[column][value] * 2 < sum(whole[column].values()):
         return None
     # Both sides of the value, and its empty rows: each side reads the column's index.
-    sql = f"select * from models where {column} < :value or {column} > :value or {column} is null"
-    rest = await one_pass(ds, database, sql, {"value": value}, columns, arrays)
+    where = f"where {column} < :value or {column} > :value or {column} is null"
+    rest = await one_pass(ds, database, f"select * from models {where}", {"value": value},
+                          columns, arrays, where)
     return {name: +(whole[name] - rest[name]) for name in whole}
 
 
-async def one_pass(ds, database, sql, params, columns, arrays):
-    """{column: Counter} for `columns` and `arrays` over the rows of `sql`, in one GROUP BY."""
+async def one_pass(ds, database, sql, params, columns, arrays, where=None):
+    """{column: Counter} for `columns` and `arrays` over the rows of `sql`, in one GROUP BY.
+
+    `where` is the models table's clause that `sql` applies (models_where): the matches'
+    combinations are then grouped from model_facet_groups, a few bytes a model, instead
+    of from their whole rows."""
     names = columns + arrays
     keys = ", ".join(escape_sqlite(name) for name in names)
-    grouped = f"select {keys}, count(*) from ({sql}) group by {keys}"
-    rows = (await ds.execute(database, grouped, params, truncate=False,
-                             custom_time_limit=ds.setting("facet_time_limit_ms"))).rows
+    limit = ds.setting("facet_time_limit_ms")
+    rows = None
+    if where is not None and set(names) <= set(GROUP_COLUMNS):
+        of_group = ", ".join(f"g.{escape_sqlite(name)}" for name in names)
+        grouped = f"""select {of_group}, x.n from (
+            select grp, count(*) as n from model_facet_groups
+            where id in (select rowid from models {where}) group by grp
+        ) x join facet_groups g on g.grp = x.grp"""
+        try:
+            rows = (await ds.execute(database, grouped, params, truncate=False,
+                                     custom_time_limit=limit)).rows
+        except sqlite3.OperationalError:  # a catalog older than migration 8, served read-only
+            rows = None
+    if rows is None:
+        grouped = f"select {keys}, count(*) from ({sql}) group by {keys}"
+        rows = (await ds.execute(database, grouped, params, truncate=False,
+                                 custom_time_limit=limit)).rows
     counts = {name: Counter() for name in names}
     parsed: dict = {}
     width = len(columns)

@@ -213,6 +213,66 @@ def rebuild_facet_counts(conn, columns: tuple[str, ...] = FACET_COLUMNS) -> None
                          where {c} is not null group by {c}""")
 
 
+# Every model's facet values, as a number naming their combination (issue 16). A search
+# or filter's facets then group the matches' numbers from a narrow table (a few bytes a
+# model) instead of reading each match's whole row (about 1.4 KB): a tenth of the time
+# for the 14,000 embedding models of a 254,000-model catalog.
+GROUP_COLUMNS = ("status", "kind", "owner", "license", "tasks")
+GROUP_TRIGGERS = ("models_groups_ai", "models_groups_ad", "models_groups_au")
+
+
+def _group_key(row: str) -> str:
+    return "json_array(" + ", ".join(f"{row}.{c}" for c in GROUP_COLUMNS) + ")"
+
+
+def _create_facet_groups(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    fresh = not db.table("model_facet_groups").exists()
+    values = ", ".join(GROUP_COLUMNS)
+    conn.execute(f"""create table if not exists facet_groups (
+        grp integer primary key, key text not null unique, {values})""")
+    conn.execute("""create table if not exists model_facet_groups (
+        id integer primary key, grp integer not null)""")
+    for sql in group_trigger_sql():
+        conn.execute(sql)
+    if fresh:
+        rebuild_facet_groups(conn)
+
+
+def group_trigger_sql() -> list[str]:
+    """The three `create trigger` statements that keep model_facet_groups exact. A combination
+    no model has any more keeps its facet_groups row: nothing points at it, so no count sees it."""
+    cols = ", ".join(GROUP_COLUMNS)
+
+    def upsert(row):
+        new = ", ".join(f"{row}.{c}" for c in GROUP_COLUMNS)
+        # An upsert, not `insert or ignore`: the statement that fires a trigger imposes
+        # its own conflict policy on the trigger's `or ignore`, and the merge's upsert aborts.
+        return (f"insert into facet_groups (key, {cols}) "
+                f"values ({_group_key(row)}, {new}) on conflict (key) do nothing;")
+
+    grp = f"(select grp from facet_groups where key = {_group_key('new')})"
+    changed = " or ".join(f"old.{c} is not new.{c}" for c in GROUP_COLUMNS)
+    return [f"create trigger if not exists models_groups_ai after insert on models begin "
+            f"{upsert('new')} insert into model_facet_groups (id, grp) values (new.rowid, {grp}); end",
+            "create trigger if not exists models_groups_ad after delete on models begin "
+            "delete from model_facet_groups where id = old.rowid; end",
+            f"create trigger if not exists models_groups_au after update on models when {changed} "
+            f"begin {upsert('new')} "
+            f"update model_facet_groups set grp = {grp} where id = new.rowid; end"]
+
+
+def rebuild_facet_groups(conn) -> None:
+    """Number every model's combination of GROUP_COLUMNS in one pass over the table."""
+    cols = ", ".join(GROUP_COLUMNS)
+    conn.execute("delete from model_facet_groups")
+    conn.execute(f"""insert or ignore into facet_groups (key, {cols})
+                     select {_group_key('models')}, {cols} from models""")
+    conn.execute(f"""insert into model_facet_groups (id, grp)
+                     select models.rowid, g.grp from models
+                     join facet_groups g on g.key = {_group_key('models')}""")
+
+
 def _create_fts(db: sqlite_utils.Database) -> None:
     # Trigram tokens let Datasette's search box match any 3+ character fragment of
     # an ID or a Chinese name (docs/datasette.md §2). The update trigger only
@@ -258,6 +318,7 @@ def bulk_load(conn) -> Iterator[None]:
         conn.execute(sql)
     conn.execute("insert into models_fts(models_fts) values ('rebuild')")
     rebuild_facet_counts(conn)
+    rebuild_facet_groups(conn)
 
 
 def _baseline(db: sqlite_utils.Database) -> None:
@@ -327,6 +388,12 @@ def _stored_growth(db: sqlite_utils.Database) -> None:
     growth.refresh(db.conn)
 
 
+def _facet_groups(db: sqlite_utils.Database) -> None:
+    """Version 8 (issue 16): model_facet_groups, which a search's or filter's facets group
+    instead of the matches' whole rows."""
+    _create_facet_groups(db)
+
+
 def _status_and_capabilities(db: sqlite_utils.Database) -> None:
     """Version 4: `kind`, `status` and `status_reason` on every model, stored by the merge
     (issue 11), the capability columns of API models (issue 12), and the status the event
@@ -386,6 +453,7 @@ MIGRATIONS: tuple[tuple[int, Migration], ...] = (
     (5, _fts_without_description),
     (6, _facets_of_columns),
     (7, _stored_growth),
+    (8, _facet_groups),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -46,9 +46,24 @@ def assert_same_indexes(conn, reference):
         reference.execute("select rowid, * from models order by rowid").fetchall()
     assert fts_instances(conn) == fts_instances(reference)
     assert facet_counts(conn) == facet_counts(reference)
+    assert facet_groups(conn) == facet_groups(reference)
+    assert_groups_exact(conn)
     for text in ("qwen", "Qwen2.5", "通义千问", "chat", "Kimi-K2"):
         assert search(conn, text) == search(reference, text)
     conn.execute("insert into models_fts(models_fts) values ('integrity-check')")
+
+
+def facet_groups(conn):
+    """Each model's rowid with the facet values its model_facet_groups number stands for."""
+    cols = ", ".join(f"g.{c}" for c in schema.GROUP_COLUMNS)
+    return conn.execute(f"""select x.id, {cols} from model_facet_groups x
+                            join facet_groups g using (grp) order by x.id""").fetchall()
+
+
+def assert_groups_exact(conn):
+    cols = ", ".join(schema.GROUP_COLUMNS)
+    assert facet_groups(conn) == conn.execute(
+        f"select rowid, {cols} from models order by rowid").fetchall()
 
 
 def rebuilt_copy(conn, path):
@@ -102,6 +117,8 @@ def test_a_second_crawl_keeps_fts_and_facets_by_triggers(tmp_path, first_crawl):
     assert search(conn, "新名字") == [(ids[1],)]
     assert ("tasks", "zzqx-task", 1) in facet_counts(conn)
     assert ("libraries", "zzqx-lib", 1) in facet_counts(conn)
+    assert ("tasks", '["zzqx-task"]') in {(c[0], c[1]) for c in conn.execute(
+        "select 'tasks', tasks from facet_groups")}
     assert_same_indexes(conn, rebuilt_copy(conn, tmp_path / "rebuilt.db"))
 
 
