@@ -72,6 +72,35 @@ async def callable_this_week(db):
     return values[0] if values else None
 
 
+# Columns a page's cells read besides those they show: a status cell's title, a view's
+# ID link (indexer/site.py render_cell).
+CELL_COLUMNS = ("status_reason", "url")
+# Arguments after which a table page is no longer the default HTML page of key columns.
+CHOSEN_ARGS = frozenset({"_col", "_nocol", "_wide", "_shape", "_json", "_stream", "_format"})
+SELECT_KEY = "indexer.select_columns"
+COUNT_KEY = "indexer.column_count"
+
+
+def key_page_table(path, db_name, query_string):
+    """The table whose default HTML page `path` is (`/catalog/models`, no `_col`, `_wide`...),
+    or None: for that page Datasette need read and render only the columns it shows."""
+    prefix = f"/{db_name}/"
+    if not path.startswith(prefix):
+        return None
+    table = path[len(prefix):]
+    if table not in KEY_COLUMNS:
+        return None
+    keys = {k for k, _ in urllib.parse.parse_qsl(query_string, keep_blank_values=True)}
+    return None if keys & CHOSEN_ARGS else table
+
+
+def select_columns(table, table_columns, pks, sort_args):
+    """What the default page of `table` selects: its key columns, the ones its cells read,
+    its primary key and whatever it is sorted by, in the table's order."""
+    wanted = {*pks, *KEY_COLUMNS[table], *CELL_COLUMNS, *sort_args}
+    return [c for c in table_columns if c in wanted]
+
+
 def column_indexes(table, names, args):
     """Which of `names` (in their order) a table page shows: the key columns first, unless the URL chose."""
     keys = KEY_COLUMNS.get(table)

@@ -2,18 +2,20 @@
 
 import asyncio
 import json
+import re
 import sqlite3
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import markupsafe
 import pytest
 from datasette.app import Datasette
 from datasette.utils import tilde_encode
 
 from indexer import check as check_module
-from indexer import facets, growth, schema, site, store
+from indexer import facets, growth, schema, site, site_pages, store
 from tests.fakehub import FakeHub
 from tests.fixtures.catalog import (
     API_IMAGE_ID,
@@ -211,6 +213,36 @@ def test_models_table_facets_and_sort(ds, models):
     link = '<a href="https://modelscope.cn/models/Qwen/Qwen2.5-7B-Instruct">'
     assert link not in page and 'href="/catalog/models?_wide=1"' in page
     assert link in get(ds, "/catalog/models?_wide=1").text
+
+
+def header_columns(page):
+    return re.findall(r'<th [^>]*data-column="([^"]+)"', page)
+
+
+def test_a_default_table_page_reads_only_the_columns_it_shows(crawled, ds, models):
+    # Datasette renders every selected cell through every render_cell hook; the default
+    # page selects its key columns and those its cells read (issue 16).
+    keys = site_pages.KEY_COLUMNS["models"]
+    page = get(ds, "/catalog/models").text
+    total = len(models[0]) - 1  # without `_tasks`
+    assert header_columns(page) == keys
+    assert f'<p class="column-note">{len(keys)} of {total} columns;' in page
+    # A status cell still carries its reason, which the page does not show as a column.
+    top = by_downloads(models)[0]
+    assert f'title="{markupsafe.escape(top["status_reason"])}">{top["status"]}</span>' in page
+    # Sorted by a column it does not show, the next page still follows.
+    sorted_page = get(ds, "/catalog/models?_sort=created_at&_size=2")
+    assert sorted_page.status_code == 200
+    following = re.search(r'href="([^"]*_next=[^"]*)"', sorted_page.text).group(1)
+    following = following.replace("&amp;", "&").removeprefix("http://localhost")
+    assert get(ds, following).status_code == 200
+    # Every other shape selects every column, as Datasette does.
+    assert len(header_columns(get(ds, "/catalog/models?_wide=1").text)) == total
+    assert header_columns(get(ds, "/catalog/models?_col=likes").text) == ["model_id", "likes"]
+    assert len(get_json(ds, "/catalog/models.json?_shape=array&_size=1")[0]) == total
+    # So does a plain Datasette in the same process: the narrowing is the site's alone.
+    plain = Datasette([str(crawled)], settings={"suggest_facets": False})
+    assert len(header_columns(get(plain, "/catalog/models").text)) == total
 
 
 def plain_facets(metadata_facets):
