@@ -19,7 +19,7 @@ KEPT_WHITESPACE = frozenset("\t\n\r")
 
 def replace_surrogates(text):
     """`text` with lone surrogates (invalid UTF-8 as Python decodes it) replaced by `?`; SQLite refuses them."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def id_part(value):

@@ -43,6 +43,11 @@ def clean_text(value, limit=None):
     """Return a safe str or None: no NUL bytes, no lone surrogates, capped in length."""
     if value is None:
         return None
+    if value.__class__ is str and value.isascii():
+        # Most of a crawl's strings: no surrogate can be in them, so only NULs and the cap.
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        return value if limit is None or len(value) <= limit else value[:limit]
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):

@@ -369,8 +369,8 @@ def _select_key_columns():
     from datasette.views.table import TableView
 
     if TableView.columns_to_select is not _key_columns_to_select:
-        _key_columns_to_select.stock = TableView.columns_to_select  # type: ignore[attr-defined]
-        TableView.columns_to_select = _key_columns_to_select  # type: ignore[method-assign]
+        _key_columns_to_select.stock = TableView.columns_to_select
+        TableView.columns_to_select = _key_columns_to_select
 
 
 def _without_empty_search(scope):
