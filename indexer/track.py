@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from indexer import growth, schema, stage, store
+from indexer import growth, schema, stage, status, store
 
 EVENTS = ("added", "removed", "returned", "api_enabled", "api_disabled", "listed",
           "unlisted", "changed", "status_changed")
@@ -104,16 +104,22 @@ def _save_stats(conn, day):
 
 def _save_models(conn, at):
     cols = ", ".join(STAGE_META)
-    # A change of tasks clears `kind`, which schema.derive_columns then reads again.
-    sets = ", ".join(["kind = case when tasks is not excluded.tasks then null else kind end"]
+    # A new row gets its kind and status as it goes in, so a first crawl does not rewrite
+    # every row twice more (schema.derive_columns then only moves the flagged ones); the
+    # status is that of a row with no flag yet, whatever its kind (status.decide).
+    status.register_functions(conn)
+    derived = "model_kind(tasks), model_status(null, 0, 0, null), model_status_reason(null, 0, 0, null)"
+    sets = ", ".join(["kind = case when tasks is not excluded.tasks then excluded.kind else kind end"]
                      + [f"{c} = excluded.{c}" for c in STAGE_META])
     differs = " or ".join(f"{c} is not excluded.{c}" for c in STAGE_META)
     # Rewrite a row only when its metadata moved: an unchanged re-crawl then
-    # touches no index and no full-text entry, only `last_seen_at` below.
+    # touches no index and no full-text entry, only `last_seen_at` below. In ID order:
+    # the stage keeps the hub's order, and rows (and their rowids) go in by ID as before.
     conn.execute(f"""
         insert into models (model_id, {cols}, api_inference, in_inference_list,
-                            first_seen_at, last_seen_at)
-        select model_id, {cols}, 0, 0, ?, ? from stage.items where true
+                            first_seen_at, last_seen_at, kind, status, status_reason)
+        select model_id, {cols}, 0, 0, ?, ?, {derived} from stage.items where true
+        order by model_id
         on conflict (model_id) do update set {sets} where {differs}""", [at, at])
     conn.execute("update models set last_seen_at = ? where last_seen_at is not ? "
                  "and model_id in (select model_id from stage.items)", [at, at])
