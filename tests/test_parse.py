@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,16 @@ def test_timestamps_in_milliseconds_and_strings():
     assert parse.parse_timestamp(" 1726566000 ") == "2024-09-17T09:40:00+00:00"
     assert parse.parse_timestamp("yesterday") is None
     assert parse.parse_timestamp(True) is None
+
+
+def test_timestamps_read_as_datetime_reads_them_up_to_its_last_year():
+    # The fast path (time.gmtime) must give datetime's text for every second it covers,
+    # leap days and the ends included; beyond year 9999 there is no timestamp.
+    seconds = [1, 59, 86_399, 951_782_400, 4_107_542_399, 10**11, *range(1, 10**11, 9_999_991)]
+    assert [parse.parse_timestamp(s) for s in seconds] == [
+        datetime.fromtimestamp(s, timezone.utc).isoformat(timespec="seconds") for s in seconds]
+    assert parse.parse_timestamp(253_402_300_799_000) == "9999-12-31T23:59:59+00:00"
+    assert parse.parse_timestamp(253_402_300_800_000) is None
 
 
 def test_inference_list_ids_in_order_without_duplicates_or_junk():
