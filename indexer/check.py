@@ -194,7 +194,7 @@ def _candidates(db, wanted, owner, name):
         phrases.append(" AND ".join(fts_phrase(p) for p in fragments))
     for phrase in phrases:
         yield from conn.execute(fts_join + " limit ?",
-                                [f"{{model_id name}} : ({phrase})", CANDIDATES_PER_QUERY])
+                                [f"{{model_id}} : ({phrase})", CANDIDATES_PER_QUERY])
     if owner:
         # A typo in the name: the IDs next to it in primary-key order, under each
         # casing of the owner the FTS index knows.

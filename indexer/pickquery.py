@@ -128,9 +128,9 @@ def build_where(pick, since=None):
         where.append("coalesce(created_at, first_seen_at) >= ?")
         params.append(since)
     if len(pick.q) >= MIN_FTS_CHARS:
-        # The trigram index, limited to the ID and the names.
+        # The trigram index, limited to the ID (which ends in the name) and the Chinese name.
         where.append("rowid in (select rowid from models_fts where models_fts match ?)")
-        params.append("{model_id name chinese_name} : " + fts_phrase(pick.q))
+        params.append("{model_id chinese_name} : " + fts_phrase(pick.q))
     elif pick.q:
         where.append("model_id like ? escape '\\'")
         params.append(like_pattern(pick.q))

@@ -86,6 +86,32 @@ def test_upgrading_a_release_catalog_gives_the_schema_and_rows_of_a_fresh_one(tm
     upgraded.conn.execute("insert into models_fts(models_fts) values ('integrity-check')")
 
 
+def test_migration_9_drops_name_from_the_index_and_finds_the_same_models(tmp_path):
+    path = tmp_path / "v8.db"
+    shutil.copy(FIXTURES / "catalog-v2.db", path)
+    store.open_db(path).conn.close()
+    conn = sqlite3.connect(path)
+    # Back to version 8's index, which held `name` as well.
+    for trigger in schema.FTS_TRIGGERS:
+        conn.execute(f"drop trigger {trigger}")
+    conn.execute("drop table models_fts")
+    conn.execute("""create virtual table models_fts using fts5(model_id, name, chinese_name, tags,
+                    content="models", content_rowid="rowid", tokenize="trigram", columnsize=0)""")
+    conn.execute("insert into models_fts(models_fts) values ('rebuild')")
+    conn.execute("pragma user_version = 8")
+    names = [row[0] for row in conn.execute("select name from models order by model_id limit 20")]
+    found_before = {text: search(conn, text) for text in names + ["qwen", "模型"]}
+    conn.commit()
+    conn.close()
+
+    upgraded = store.open_db(path)
+    assert [r[1] for r in upgraded.conn.execute("pragma table_info(models_fts)")] == \
+        ["model_id", "chinese_name", "tags"]
+    assert {text: search(upgraded.conn, text) for text in found_before} == found_before
+    assert all(found_before[name] for name in names)
+    upgraded.conn.execute("insert into models_fts(models_fts) values ('integrity-check')")
+
+
 def test_the_old_catalog_really_has_the_old_objects():
     conn = sqlite3.connect(FIXTURES / "catalog-v2-pre07c010f.db")
     sql = dict(conn.execute("select name, sql from sqlite_master where name in "
