@@ -153,12 +153,14 @@ def crawl(work, hub, name, day_offset):
             "models_per_second": result["models_seen"] / seconds if seconds else 0.0}
 
 
-def baseline(work, hub):
-    db_path = work / "baseline.db"
-    for path in work.glob("baseline.db*"):
+def baseline(work, hub, list_only=False):
+    name = "baseline-lists" if list_only else "baseline"
+    db_path = work / f"{name}.db"
+    for path in work.glob(f"{name}.db*"):
         path.unlink()
-    args = [sys.executable, "-m", "bench.baseline", "--db", str(db_path), "--hub-url", hub.info["url"]]
-    seconds, rss, code, output, cpu = run_child(args, work / "baseline.log")
+    args = [sys.executable, "-m", "bench.baseline", "--db", str(db_path), "--hub-url", hub.info["url"],
+            "--inference-url", hub.info["inference_url"]] + (["--list-only"] if list_only else [])
+    seconds, rss, code, output, cpu = run_child(args, work / f"{name}.log")
     result = last_json(output)
     return {**result, "wall_seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": rss, "exit_code": code,
             "db_bytes": os.path.getsize(db_path),
@@ -206,6 +208,8 @@ def run_size(models, work_root, reps, log=print):
         step("first", first, f"first crawl {first['wall_seconds']:.1f}s")
         base = baseline(work, hub)
         step("baseline", base, f"baseline {base['wall_seconds']:.1f}s")
+        lists = baseline(work, hub, list_only=True)
+        step("baseline_lists", lists, f"list-only baseline {lists['wall_seconds']:.1f}s")
         out["mutated"] = hub.mutate(CHANGED_SHARE, 11)
         changed = crawl(work, hub, "crawl-2-changed", 1)
         step("changed", changed, f"changed re-crawl {changed['wall_seconds']:.1f}s")
