@@ -298,22 +298,7 @@ def _create_fts(db: sqlite_utils.Database) -> None:
         insert into models_fts(models_fts, rowid, {cols}) values ('delete', old.rowid, {old});
         insert into models_fts(rowid, {cols}) values (new.rowid, {new}); end""")
     if fresh:
-        rebuild_fts(conn)
-
-
-# FTS5 writes a segment each time its pending terms pass `hashsize` (1 MB by default) and
-# merges segments as they pile up: a rebuild of 1,000,000 models wrote 11,655 of them and
-# took 10.8 s, 6.8 s with 32 MB held in memory instead (bench/findings.md).
-FTS_BUILD_HASHSIZE = 32 * 1024 * 1024
-
-
-def rebuild_fts(conn) -> None:
-    """Index every `models` row in models_fts afresh, in one pass."""
-    conn.execute("insert into models_fts(models_fts, rank) values ('hashsize', ?)", [FTS_BUILD_HASHSIZE])
-    conn.execute("insert into models_fts(models_fts) values ('rebuild')")
-    # Only for this pass: the stored setting goes, so the next connection (the triggers,
-    # a few rows a transaction) reads FTS5's default, as in a catalog built by triggers.
-    conn.execute("delete from models_fts_config where k = 'hashsize'")
+        conn.execute("insert into models_fts(models_fts) values ('rebuild')")
 
 
 @contextmanager
@@ -333,7 +318,7 @@ def bulk_load(conn) -> Iterator[None]:
     yield
     for _, _, sql in saved:
         conn.execute(sql)
-    rebuild_fts(conn)
+    conn.execute("insert into models_fts(models_fts) values ('rebuild')")
     rebuild_facet_counts(conn)
     rebuild_facet_groups(conn)
 
