@@ -103,12 +103,18 @@ def crawl_rows():
              if key == "unchanged" else None),
             (f"{title}: database size (MB)", lambda r, k=key: _mb(r[k]["db_bytes"]), "", None),
             (f"{title}: database growth (MB)", lambda r, k=key: _mb(r[k]["growth_bytes"]),
-             # A day's growth: the day after the first re-crawl, which splits the packed
-             # pages of the indexes a first crawl builds in one sort (bench/findings.md).
-             "< 5" if key == "changed_again" else "",
-             (lambda r: r["changed_again"]["growth_bytes"] < 5 * MB)
-             if key == "changed_again" else None),
+             "", None),
         ]
+        if key in PREVIOUS:
+            # Pages in use, not the file: a crawl that reuses free pages an earlier one left
+            # grows the file by less than it stores. The target is on the day after the
+            # first re-crawl, which also splits the packed pages of the indexes a first
+            # crawl builds in one sort (bench/findings.md).
+            rows.append((f"{title}: pages in use grew by (MB)",
+                         lambda r, k=key: _mb(_used(r[k]) - _used(r[PREVIOUS[k]])),
+                         "< 5" if key == "changed_again" else "",
+                         (lambda r: _used(r["changed_again"]) - _used(r["unchanged"]) < 5 * MB)
+                         if key == "changed_again" else None))
     rows += [
         ("Re-crawl, nothing changed: models columns moved, besides when it looked "
          "(last_seen_at, providers_at, capabilities_at)",
@@ -138,6 +144,13 @@ def crawl_rows():
          None),
     ]
     return rows
+
+
+PREVIOUS = {"changed": "first", "unchanged": "changed", "changed_again": "unchanged"}
+
+
+def _used(crawl):
+    return crawl["db_bytes"] - crawl["free_bytes"]
 
 
 def ratio(r):
