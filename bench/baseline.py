@@ -72,14 +72,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     started = time.monotonic()
     session = requests.Session()
-    url = args.hub_url.rstrip("/") + "/api/v1/dolphin/models"
+    hub_url = args.hub_url.rstrip("/")
+    url = hub_url + "/api/v1/dolphin/models"
     counter = [0]
     rows = [(f"{item.get('Path')}/{item.get('Name')}", item.get("Downloads"), item.get("Stars"),
              json.dumps(item, ensure_ascii=False))
             for item in fetch_all(session, url, [], counter)]
     api_items = list(fetch_all(session, url, API_FILTER, counter))
     api = [(f"{item.get('Path')}/{item.get('Name')}",) for item in api_items]
-    hub_url = args.hub_url.rstrip("/")
     reads = [] if args.list_only else list(
         fetch_reads(session, hub_url, args.inference_url.rstrip("/"), api_items, counter))
     conn = sqlite3.connect(args.db)
