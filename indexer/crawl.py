@@ -288,11 +288,17 @@ class Crawl:
         result.requests = self.fetcher.requests_made
         result.pages = self.pages
         result.expected_total = self.total_all if self.scope == "full" else self.api_total
+        enriching = (self.capabilities and status != "failed"
+                     and (self.keep_sample or status == "complete" or not store.is_sample(self.db)))
+        ahead = None
         try:
+            finished = self.now()
+            if enriching:
+                # The capability reads overlap the merge (enrich.ReadAhead).
+                ahead = enrich.read_ahead(self.db.conn, self.fetcher, finished, self.stop)
             result.models_seen = stage.stage_count(self.db)
             result.api_models = stage.stage_count(self.db, "api")
             result.listed_models = stage.stage_count(self.db, "listed")
-            finished = self.now()
             # The merge rewrites indexes far larger than SQLite's 2 MB default
             # cache; 64 MB cut its CPU by a fifth at 1,000,000 models (bench/findings.md).
             self.db.conn.execute("pragma cache_size = -65536")
@@ -317,6 +323,9 @@ class Crawl:
         except sqlite3.Error as failure:
             # Nothing of this run was written; record the failure if the
             # database still lets us.
+            if ahead is not None:
+                ahead.cancel()
+                ahead = None
             result.status = "failed"
             result.error = store.describe_db_error("the catalog", failure)
             result.events = result.stats_rows = 0
@@ -333,7 +342,10 @@ class Crawl:
         # left the sample in place has nothing of its own to enrich.
         if (self.capabilities and result.status != "failed"
                 and (self.keep_sample or not store.is_sample(self.db))):
-            enrich.enrich_after_crawl(self.db, self.fetcher, result, self.now(), emit, self.stop)
+            enrich.enrich_after_crawl(self.db, self.fetcher, result, self.now(), emit, self.stop,
+                                      ahead)
+        elif ahead is not None:
+            ahead.cancel()
         result.seconds = self.clock() - t0
         return result
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from indexer import capabilities, fetch, schema, store, track
+from indexer import capabilities, fetch, schema, status, store, track
 
 PROVIDERS_PATH = "/api/v1/inference/list_model_providers"
 # JSON files only: the Fetcher decodes JSON, and a chat_template.jinja would be
@@ -25,10 +26,6 @@ FILE_COLUMNS = tuple(c for c in capabilities.COLUMNS if c not in PROVIDER_COLUMN
 # IDs whose last providers answer was `Providers: null` once: the second null in
 # a row stores '[]' (not-served), so one odd answer never flips a status.
 PENDING_KEY = "providers_null_pending"
-
-
-class _Failed(Exception):
-    """A repository file could not be read (not a 4xx: a 5xx or a transport failure)."""
 
 
 @dataclass
@@ -52,6 +49,32 @@ def due_models(conn, today):
         from models
         where (api_inference = 1 or in_inference_list = 1) and removed_at is null
         order by model_id""").fetchall()
+    return _due(rows, today)
+
+
+def due_after_merge(conn, today):
+    """What `due_models` will say of the staged API-Inference and /models sets once the crawl
+    is merged, read before the merge: the staged rows over the stored ones.
+
+    A model the sets no longer hold but whose flag outlives this crawl (indexer/track.py)
+    is left to `enrich`, which reads what this missed: so no read is made for a model
+    whose flag this merge ends.
+    """
+    status.register_functions(conn)
+    rows = conn.execute("""
+        select i.model_id, iif(s.model_id is null, m.name, s.name),
+               model_kind(iif(s.model_id is null, m.tasks, s.tasks)),
+               iif(s.model_id is null, m.tasks, s.tasks),
+               iif(s.model_id is null, m.updated_at, s.updated_at),
+               m.capabilities_at, m.providers_at, m.providers
+        from (select model_id from stage.api union select model_id from stage.listed) i
+        left join stage.items s on s.model_id = i.model_id
+        left join models m on m.model_id = i.model_id
+        order by i.model_id""").fetchall()
+    return _due(rows, today)
+
+
+def _due(rows, today):
     out = []
     for model_id, name, kind, tasks, updated_at, caps_at, providers_at, providers in rows:
         files = caps_at is None or (updated_at is not None and updated_at > caps_at)
@@ -62,15 +85,19 @@ def due_models(conn, today):
     return out
 
 
-def enrich(db, fetcher, run_id, now, emit, stop=None):
-    """Read, then write in one transaction; returns an Outcome. Network trouble never raises."""
+def enrich(db, fetcher, run_id, now, emit, stop=None, ahead=None):
+    """Read, then write in one transaction; returns an Outcome. Network trouble never raises.
+
+    `ahead` is a ReadAhead started before the merge; what it read is used, not read again.
+    """
     at = store.iso(now)
     outcome = Outcome()
     pending = set(_pending(db.conn))
+    readings = ahead.readings() if ahead is not None else {}
     for model in due_models(db.conn, at[:10]):
         if stop is not None and stop.is_set():
             break
-        update, failed = read_model(fetcher, model, pending)
+        update, failed = read_model(fetcher, model, pending, readings.get(model["model_id"]))
         outcome.failed += failed
         if update:
             outcome.read += 1
@@ -92,42 +119,106 @@ def enrich(db, fetcher, run_id, now, emit, stop=None):
 
 
 _NOW = object()  # replaced by the run's timestamp when written
+UNREAD = object()  # a source not asked yet
+FAILED = object()  # a source that could not tell: a 5xx or a transport failure
 
 
-def read_model(fetcher, model, pending):
+@dataclass
+class Reading:
+    """What the hub said of one model, parsed: small, whatever the files weighed."""
+
+    providers: object = UNREAD  # capabilities.parse_providers' answer; None: could not tell
+    config: object = UNREAD  # capabilities.parse_config's; None: the repository lacks the file
+    template: object = UNREAD  # capabilities.parse_chat_template's; None: lacking
+
+
+def read_sources(fetcher, model, reading):
+    """Ask the hub what is due for `model` and not yet in `reading`; fills `reading`."""
+    mid = model["model_id"]
+    if model["providers"] and reading.providers is UNREAD:
+        try:
+            reading.providers = capabilities.parse_providers(fetcher.request_json(
+                "GET", providers_url(fetcher.hub_url, mid), envelope=False))
+        except fetch.HubError:
+            # A 500 is also what an unknown ID gets: "could not tell" (§3.3).
+            reading.providers = None
+    if model["files"]:
+        if reading.config is UNREAD:
+            reading.config = _read_file(fetcher, mid, CONFIG_FILE, capabilities.parse_config)
+        # Only chat models have a chat template worth a request.
+        if model["kind"] == "chat" and reading.template is UNREAD and reading.config is not FAILED:
+            reading.template = _read_file(fetcher, mid, TEMPLATE_FILE,
+                                          lambda t: capabilities.parse_chat_template(json.dumps(t)))
+
+
+def read_model(fetcher, model, pending, reading=None):
     """(column values to write, 1 if a due source could not tell else 0) for one model.
 
     A source that fails leaves its columns as they were; the other source's
     columns are still written.
     """
+    reading = reading if reading is not None else Reading()
+    read_sources(fetcher, model, reading)
     update, failed = {}, 0
     if model["providers"]:
-        try:
-            answer = capabilities.parse_providers(fetcher.request_json(
-                "GET", providers_url(fetcher.hub_url, model["model_id"]), envelope=False))
-        except fetch.HubError:
-            # A 500 is also what an unknown ID gets: "could not tell" (§3.3).
-            answer = None
-        if answer is None:
+        if reading.providers is None:
             failed = 1
         else:
-            update.update(_providers_update(model, answer, pending))
+            update.update(_providers_update(model, reading.providers, pending))
     if model["files"]:
-        try:
-            config = _read_file(fetcher, model["model_id"], CONFIG_FILE)
-            # Only chat models have a chat template worth a request.
-            template = (_read_file(fetcher, model["model_id"], TEMPLATE_FILE)
-                        if model["kind"] == "chat" else None)
-        except _Failed:
+        template = reading.template if model["kind"] == "chat" else None
+        if reading.config is FAILED or template is FAILED:
             failed = 1
         else:
             caps = capabilities.build_capabilities(
                 model["name"] or model["model_id"], tasks=_tasks(model["tasks"]),
-                config=capabilities.parse_config(config) if config is not None else None,
-                template=(capabilities.parse_chat_template(json.dumps(template))
-                          if template is not None else None))
+                config=reading.config, template=template)
             update.update({c: caps[c] for c in FILE_COLUMNS}, capabilities_at=_NOW)
     return update, failed
+
+
+class ReadAhead:
+    """The capability reads of `due_after_merge`, on a thread of their own while the merge runs.
+
+    The merge is SQLite's work and leaves the GIL free; the hub is idle meanwhile. One
+    request at a time still: the crawl's own thread makes none until `readings()`.
+    """
+
+    def __init__(self, fetcher, models, stop=None):
+        self._cancel = threading.Event()
+        self._readings: dict[str, Reading] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fetcher, models, stop),
+                                        name="capabilities", daemon=True)
+        self._thread.start()
+
+    def _run(self, fetcher, models, stop):
+        try:
+            for model in models:
+                if self._cancel.is_set() or (stop is not None and stop.is_set()):
+                    return
+                reading = Reading()
+                read_sources(fetcher, model, reading)
+                self._readings[model["model_id"]] = reading
+        except BaseException as error:  # handed to the crawl's thread in readings()
+            self._error = error
+
+    def readings(self):
+        """Wait for the reads; model ID to Reading."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._readings
+
+    def cancel(self):
+        """Stop after the read in flight and wait for it: the fetcher is the crawl's again."""
+        self._cancel.set()
+        self._thread.join()
+
+
+def read_ahead(conn, fetcher, now, stop=None):
+    """Start reading what the merge about to run will most likely leave due; a ReadAhead."""
+    return ReadAhead(fetcher, due_after_merge(conn, store.iso(now)[:10]), stop)
 
 
 def _providers_update(model, answer, pending):
@@ -146,15 +237,16 @@ def _providers_update(model, answer, pending):
     return update
 
 
-def _read_file(fetcher, model_id, path):
-    """The decoded JSON file, None when the repository lacks it (a 4xx); _Failed otherwise."""
+def _read_file(fetcher, model_id, path, parse):
+    """`parse` of the decoded JSON file, None when the repository lacks it (a 4xx), else FAILED."""
     try:
-        return fetcher.request_json("GET", file_url(fetcher.hub_url, model_id, path), envelope=False)
+        answer = fetcher.request_json("GET", file_url(fetcher.hub_url, model_id, path), envelope=False)
     except fetch.HubError as error:
         # The fetcher names the HTTP status of an answer it refused (fetch.HubError.status).
         if error.status is not None and 400 <= error.status < 500:
             return None
-        raise _Failed(model_id) from None
+        return FAILED
+    return parse(answer) if answer is not None else None
 
 
 def providers_url(hub_url, model_id):
@@ -189,13 +281,13 @@ def _event_count(conn):
     return conn.execute("select coalesce(max(id), 0) from model_events").fetchone()[0]
 
 
-def enrich_after_crawl(db, fetcher, result, now, emit, stop=None):
+def enrich_after_crawl(db, fetcher, result, now, emit, stop=None, ahead=None):
     """Run `enrich` for a finished crawl and add its counts to `result` and its crawl_runs row.
 
     A database error here leaves the crawl as it was recorded, with a warning.
     """
     try:
-        outcome = enrich(db, fetcher, result.run_id, now, emit, stop)
+        outcome = enrich(db, fetcher, result.run_id, now, emit, stop, ahead)
     except sqlite3.Error:
         outcome = None
     warnings = dict(result.warnings)

@@ -79,6 +79,7 @@ EXPECTED = [
     ("moonshotai/Kimi-K2-Thinking-ft", "chat", "ok", '["ModelScope"]', 1.0, "standard", 262144, None, 1, 1, 1, 7.62),
 ]
 NOBODY = [row[0] for row in EXPECTED if row[3] is None]  # the quirk nobody serves
+EXPECTED_IDS = [row[0] for row in EXPECTED]
 
 
 def caps_rows(db_path, where="api_inference = 1 or in_inference_list = 1"):
@@ -200,6 +201,36 @@ def test_a_repository_500_keeps_the_old_values(db_path, fakehub):
     crawl_on(db_path, fakehub, DAY1 + timedelta(hours=1))
     assert caps_rows(db_path, f"model_id = '{mid}'") == [
         (mid, "chat", "ok", '["ModelScope"]', 2.0, "ultra", 32768, 131072, 0, None, None, 235.0)]
+
+
+def test_reads_ahead_of_the_merge_and_after_it_for_a_model_the_debounce_keeps(db_path, catalog, fakehub):
+    # Read ahead: what the staged sets make due. After the merge: a model that left both
+    # sets this crawl keeps its flags (confirm=2), so it is still due, and read then.
+    crawl_on(db_path, fakehub, DAY1)
+    mid = "Qwen/Qwen2.5-7B-Instruct"
+    catalog.set_api(mid, False)
+    catalog.set_listed(mid, False)
+    fakehub.caps.reset_counts()
+    crawl_on(db_path, fakehub, DAY1 + timedelta(days=1))
+    assert dict(fakehub.caps.counts) == {"providers": 38}
+    providers = [m for endpoint, m, _ in fakehub.caps.log if endpoint == "providers"]
+    # The 37 still in a set first, in ID order, then the one only the debounce holds.
+    assert providers == sorted(set(EXPECTED_IDS) - {mid}) + [mid]
+    assert caps_rows(db_path, f"model_id = '{mid}'") == [
+        (mid, "chat", "ok", '["ModelScope"]', 2.0, "ultra", 32768, 131072, 0, None, None, 235.0)]
+
+
+def test_a_model_whose_staged_tasks_made_it_chat_has_its_template_read(db_path, catalog, fakehub):
+    # The kind comes from the staged tasks, not the stored ones; read ahead or after
+    # the merge, the template is read once.
+    mid = "Tongyi-MAI/Z-Image-Turbo"  # kind "image" in the fixture
+    crawl_on(db_path, fakehub, DAY1)
+    fakehub.caps.reset_counts()
+    catalog.update(mid, Tasks=[{"Name": "text-generation"}],
+                   LastUpdatedTime=int(DAY1.timestamp()) + 3600)
+    crawl_on(db_path, fakehub, DAY1 + timedelta(hours=2))
+    assert fakehub.caps.log == [("repo", mid, "config.json"), ("repo", mid, "tokenizer_config.json")]
+    assert caps_rows(db_path, f"model_id = '{mid}'")[0][1] == "chat"
 
 
 # Exports and check on an enriched catalog --------------------------------------
