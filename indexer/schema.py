@@ -302,22 +302,32 @@ def _create_fts(db: sqlite_utils.Database) -> None:
 
 
 @contextmanager
-def bulk_load(conn) -> Iterator[None]:
+def bulk_load(conn) -> Iterator[Callable[[], None]]:
     """Inside the caller's transaction: load `models` with its triggers and secondary indexes
     dropped, then rebuild them, the full-text index and facet_counts in one pass each.
 
     For a load into an empty catalog, where one sorted pass beats row-by-row upkeep
     (bench/findings.md). The objects come back from their own stored DDL, so the schema
     ends exactly as it began; readers see the old state until the transaction commits.
+    It yields a function that brings the indexes back early, for the few updates after
+    the load that would otherwise scan the table; the triggers still wait for the end.
     """
     saved = conn.execute("select type, name, sql from sqlite_master where tbl_name = 'models' "
                          "and type in ('trigger', 'index') and sql is not null "
                          "order by type = 'trigger', name").fetchall()
     for kind, name, _ in saved:
         conn.execute(f'drop {kind} "{name}"')
-    yield
-    for _, _, sql in saved:
-        conn.execute(sql)
+    indexes = [sql for kind, _, sql in saved if kind == "index"]
+
+    def index_now() -> None:
+        while indexes:
+            conn.execute(indexes.pop(0))
+
+    yield index_now
+    index_now()
+    for kind, _, sql in saved:
+        if kind == "trigger":
+            conn.execute(sql)
     conn.execute("insert into models_fts(models_fts) values ('rebuild')")
     rebuild_facet_counts(conn)
     rebuild_facet_groups(conn)

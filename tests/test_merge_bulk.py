@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from indexer import schema, store
-from tests.fixtures.catalog import build_catalog
+from tests.fixtures.catalog import LISTED_MISSING_ID, build_catalog
 from tests.helpers import run_crawl
 
 
@@ -93,6 +93,22 @@ def test_a_first_crawl_indexes_exactly_as_row_by_row_triggers_do(tmp_path, first
     assert_same_indexes(conn, reference)
     # The triggers and indexes dropped for the load came back exactly as they were.
     assert master(conn) == master(reference)
+
+
+def test_a_first_crawl_tracks_every_model_with_the_status_it_stored(first_crawl):
+    # The presence rows of an empty catalog go in after the status is derived, with it.
+    _, db_path = first_crawl
+    conn = sqlite3.connect(db_path)
+    tracked = conn.execute("""select model_id, present, missing, license, tasks, chinese_name, status,
+                                     coalesce(api, 0), coalesce(listed, 0), api_missing, listed_missing
+                              from model_tracking order by model_id""").fetchall()
+    assert len(tracked) > 250
+    # Every model the hub listed is present; the ID only /v1/models lists is not (§2.6).
+    assert tracked == conn.execute("""select model_id, iif(model_id = ?, null, 1), 0, license, tasks,
+                                             chinese_name, status, api_inference, in_inference_list, 0, 0
+                                      from models order by model_id""", [LISTED_MISSING_ID]).fetchall()
+    assert {row[6] for row in tracked} >= {"not-api", "ok"}
+    assert conn.execute("select count(*) from model_events").fetchone() == (0,)
 
 
 def test_a_second_crawl_keeps_fts_and_facets_by_triggers(tmp_path, first_crawl):
