@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import urllib.parse
 from collections import Counter
@@ -53,6 +54,10 @@ SHAPING_ARGS = {"_sort", "_sort_desc", "_size", "_next", "_facet", "_facet_array
 SCOPE_KEY = "indexer.facet_counts"
 PREFETCH_KEY = "indexer.facet_prefetch"
 LEARNED_ATTR = "_indexer_search_facets"
+# Datasette's clause for a search and nothing else (datasette/filters.py): its rowids
+# are the full-text index's own, every one a models row.
+SEARCH_ONLY = re.compile(r"where rowid in \((select rowid from models_fts where models_fts "
+                         r"match (?:escape_fts\(:search\)|:search))\)")
 # What facet_counts holds for the whole models table (indexer/schema.py).
 STORED_FACETS = frozenset(FACET_ARRAYS + FACET_COLUMNS)
 
@@ -195,9 +200,13 @@ async def one_pass(ds, database, sql, params, columns, arrays, where=None):
     rows = None
     if where is not None and set(names) <= set(GROUP_COLUMNS):
         of_group = ", ".join(f"g.{escape_sqlite(name)}" for name in names)
+        search = SEARCH_ONLY.fullmatch(where.strip())
+        # A plain search's matches come straight from the full-text index, without a
+        # lookup of each one in models (26 -> 18 ms for `qwen2.5` at 254,000 models).
+        matches = search.group(1) if search else f"select rowid from models {where}"
         grouped = f"""select {of_group}, x.n from (
             select grp, count(*) as n from model_facet_groups
-            where id in (select rowid from models {where}) group by grp
+            where id in ({matches}) group by grp
         ) x join facet_groups g on g.grp = x.grp"""
         try:
             rows = (await ds.execute(database, grouped, params, truncate=False,

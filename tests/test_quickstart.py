@@ -69,7 +69,10 @@ def test_a_complete_crawl_takes_the_samples_place_for_every_reader(sample, fakeh
     # The site swaps the live catalog in once it is there.
     ds = site.build_datasette(SAMPLE, immutable=True)
     ds.databases["catalog"].path = str(sample)
+    asyncio.run(ds.client.get("/catalog"))
+    assert ds._permission_memo
     assert site.switch_catalog(ds, sample) is True
+    assert "_permission_memo" not in vars(ds)  # the permissions of the new file are asked afresh
     assert ds.databases["catalog"].path == str(live)
     count = asyncio.run(ds.client.get("/catalog.json?sql=select+count(*)+from+models&_shape=arrayfirst"))
     assert count.json() == [stored]

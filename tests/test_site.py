@@ -809,6 +809,60 @@ def test_the_database_file_is_not_downloadable(ds):
     assert get(ds, "/catalog.db").status_code in (403, 404)
 
 
+# Speed (issue 16) -----------------------------------------------------------
+
+
+def test_pages_read_the_catalog_through_a_memory_map(crawled):
+    ds = site.build_datasette(crawled)
+    # SQLite caps the map at its build's limit, and says what it took.
+    cap = sqlite3.connect(crawled).execute(f"pragma mmap_size = {site.MMAP_BYTES}").fetchone()[0]
+    assert cap > 0
+    assert [tuple(r) for r in asyncio.run(ds.get_database("catalog").execute("pragma mmap_size")).rows] == [(cap,)]
+
+
+def test_a_search_counts_its_matches_from_the_full_text_index(crawled):
+    ds = site.build_datasette(crawled, settings={"trace_debug": True})
+    conn = sqlite3.connect(crawled)
+    expected = conn.execute("select count(*) from models where rowid in "
+                            "(select rowid from models_fts where models_fts match ?)", ['"qwen"']).fetchone()[0]
+    chat = conn.execute("select count(*) from models where kind = 'chat' and rowid in "
+                        "(select rowid from models_fts where models_fts match ?)", ['"qwen"']).fetchone()[0]
+    assert expected > chat > 10
+
+    def counted(url):
+        answer = get_json(ds, url + "&_trace=1")
+        return answer["filtered_table_rows_count"], [t["sql"] for t in answer["_trace"]["traces"]
+                                 if t.get("sql", "").startswith("select count(*)")]
+
+    assert counted("/catalog/models.json?_search=qwen") == (
+        expected, ["select count(*) from models_fts where models_fts match escape_fts(:search)"])
+    # With another filter beside it, Datasette's own count runs.
+    count, sql = counted("/catalog/models.json?_search=qwen&kind=chat")
+    assert count == chat and len(sql) == 1 and sql[0].startswith("select count(*) from models where ")
+
+
+def test_permission_answers_are_remembered_for_visitors_and_allow_blocks_still_hold(crawled):
+    ds = site.build_datasette(crawled)
+    ds._metadata_local["databases"]["catalog"]["tables"]["model_tracking"] = {"allow": False}
+
+    def visit():
+        return [get(ds, url).status_code for url in ("/catalog/model_tracking", "/catalog/crawl_runs", "/")]
+
+    assert visit() == [403, 200, 200]
+    asked = len(ds._permission_checks)
+    assert visit() == [403, 200, 200]
+    assert len(ds._permission_checks) == asked  # nothing asked again
+    # A signed-in actor is asked every time.
+    root = {"id": "root"}
+    resource = ("catalog", "model_tracking")
+    assert asyncio.run(ds.permission_allowed(root, "view-table", resource)) is False
+    assert asyncio.run(ds.permission_allowed(root, "view-table", resource)) is False
+    assert len(ds._permission_checks) == asked + 2
+    ds.forget_permissions()
+    assert visit() == [403, 200, 200]
+    assert len(ds._permission_checks) > asked + 2
+
+
 def test_csv_streaming_returns_every_api_model_past_the_row_cap(crawled, models):
     ds = site.build_datasette(crawled, settings={"max_returned_rows": 10})
     response = get(ds, "/catalog/api_models.csv?_stream=on&_col=model_id&_header=off")
