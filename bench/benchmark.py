@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import report, sitebench
+from bench.peak import MARK as PEAK_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (254_000, 1_000_000)
@@ -32,7 +33,13 @@ CHECK_IDS = ("Qwen/Qwen2.5-7B-Instruct", "moonshotai/Kimi-K2-Instruct", "Qwen/Qw
 
 
 def run_child(args, log_path, cwd=ROOT):
-    """Run one process to its end; (seconds, peak RSS in MB, exit code, its stdout, CPU seconds)."""
+    """Run one process to its end; (seconds, peak RSS in MB, exit code, its stdout, CPU seconds).
+
+    A `python -m module` child runs under bench.peak, which reports the child's own peak
+    (wait4's ru_maxrss carries the benchmark's own peak into every child).
+    """
+    if len(args) > 2 and args[0] == sys.executable and args[1] == "-m":
+        args = [sys.executable, "-m", "bench.peak", *args[1:]]
     with open(log_path, "w") as log:
         started = time.perf_counter()
         child = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
@@ -42,7 +49,13 @@ def run_child(args, log_path, cwd=ROOT):
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return seconds, usage.ru_maxrss / 1024, child.returncode, Path(log_path).read_text(), cpu
+    output = Path(log_path).read_text()
+    peak = usage.ru_maxrss / 1024
+    for line in reversed(output.splitlines()):
+        if line.startswith(PEAK_MARK):
+            peak = int(line.split()[2]) / 1024
+            break
+    return seconds, peak, child.returncode, output, cpu
 
 
 def last_json(text):
