@@ -31,6 +31,7 @@ database and Datasette in the process.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import re
 import sqlite3
@@ -58,6 +59,11 @@ LEARNED_ATTR = "_indexer_search_facets"
 # are the full-text index's own, every one a models row.
 SEARCH_ONLY = re.compile(r"where rowid in \((select rowid from models_fts where models_fts "
                          r"match (?:escape_fts\(:search\)|:search))\)")
+# The count of a page's rows, beside its facets' counts (one_pass adds it).
+TOTAL = "\0total"
+# The current request's facets, started early, for a plain search: (database, search,
+# task). Its total is the search's count, so the page does not count its matches again.
+EARLY_SEARCH: contextvars.ContextVar = contextvars.ContextVar("indexer_early_search", default=None)
 # What facet_counts holds for the whole models table (indexer/schema.py).
 STORED_FACETS = frozenset(FACET_ARRAYS + FACET_COLUMNS)
 
@@ -218,6 +224,8 @@ async def one_pass(ds, database, sql, params, columns, arrays, where=None):
         rows = (await ds.execute(database, grouped, params, truncate=False,
                                  custom_time_limit=limit)).rows
     counts = {name: Counter() for name in names}
+    # Every row is in exactly one group, so the groups add up to the row count.
+    counts[TOTAL] = sum(row[-1] for row in rows)
     parsed: dict = {}
     width = len(columns)
     for row in rows:
@@ -292,7 +300,34 @@ def start_facets_early(datasette, scope):
                                              arrays, narrowed))
     # An answer nobody reads (an error page, say) must not warn when collected.
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    if [key for key, _ in narrowed] == ["_search"] and SEARCH_ONLY.fullmatch(
+            (models_where_text(sql) or "").strip()):
+        EARLY_SEARCH.set((database, params.get("search"), task))
     return {**scope, PREFETCH_KEY: ((sql, params, columns, arrays), task)}
+
+
+def models_where_text(sql):
+    """The text after `from models ` in Datasette's select of the models table, else None."""
+    head, found, tail = sql.partition(" from models ")
+    return tail if found and head.startswith("select ") else None
+
+
+async def early_search_count(database, sql, params):
+    """The count of a plain search whose facets this request started early, or None.
+
+    Datasette counts a search's matches after its rows; the facets, grouped over the
+    same matches, already hold the count (`TOTAL`): on a 2-core machine that saves a
+    third full-text match per page, and the contention of running it beside the others.
+    """
+    early = EARLY_SEARCH.get()
+    if early is None or early[0] != database or not isinstance(params, dict) \
+            or params.get("search") != early[1] or set(params) != {"search"}:
+        return None
+    try:
+        counts = await early[2]
+    except Exception:  # the facets failed or timed out: count as usual
+        return None
+    return counts.get(TOTAL)
 
 
 def _column(source_and_config):
@@ -394,7 +429,11 @@ class FacetPlugin:
     def asgi_wrapper(self, datasette):
         def wrap(app):
             async def facets_early(scope, receive, send):
-                await app(start_facets_early(datasette, scope), receive, send)
+                token = EARLY_SEARCH.set(None)
+                try:
+                    await app(start_facets_early(datasette, scope), receive, send)
+                finally:
+                    EARLY_SEARCH.reset(token)
 
             return facets_early
 

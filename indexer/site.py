@@ -144,7 +144,7 @@ def _catalog_datasette(base):
 
 def catalog_database(datasette, path, is_mutable):
     """Datasette's Database for the catalog file, with table counts that stay within their limit."""
-    from datasette.database import Database, QueryInterrupted
+    from datasette.database import Database, QueryInterrupted, Results
 
     class CatalogDatabase(Database):
         # Tables with more rows show as "many rows", as a count past its time limit does.
@@ -177,6 +177,10 @@ def catalog_database(datasette, path, is_mutable):
             # so), so the same count comes from the index alone, 14 -> 8 ms for `qwen2.5`
             # at 254,000 models (issue 16).
             if isinstance(sql, str) and (search := SEARCH_COUNT.fullmatch(sql.strip())):
+                params = args[0] if args else kwargs.get("params")
+                total = await facets.early_search_count(self.name, sql, params)
+                if total is not None:
+                    return Results([(total,)], False, [("count(*)",)])
                 sql = f"select count(*) from models_fts where models_fts match {search.group(1)}"
             return await super().execute(sql, *args, **kwargs)
 
