@@ -240,7 +240,8 @@ def render(results):
         f"report written at commit {info['commit']} (see Findings for the commits measured)",
         "- Hub: `bench/hubserver.py`, a FakeHub over `build_catalog(n, seed=7, api_fraction=0.002)` (an API-Inference set of the real hub's size) in its own "
         "process on 127.0.0.1, no added latency; the crawler and the baseline each run as their "
-        "own process (peak RSS from `wait4`).",
+        "own process (peak RSS: the child's own high-water mark, `VmHWM`, which `bench/peak.py` "
+        "reports; `wait4`'s figure carries the benchmark's own peak into each child).",
         "- Crawls: `python -m bench.crawler`, the `indexer crawl --scope full --delay 0` library "
         "call with the clock moved one day per crawl, so the four crawls are four daily crawls. "
         "Each 10% change moves downloads (and likes for half) of a seeded tenth of the models.",
