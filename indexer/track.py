@@ -227,13 +227,17 @@ def _start_presence(conn):
 
     What `_track_presence` would have written, plus the status `_announce_status` would
     then have copied from `models` row by row (2.4 s at 1,000,000 models); no event
-    follows from a status first written.
+    follows from a status first written. The values are read from `models`, which the
+    merge just filled from the stage, in ID order: the tracking table, keyed by ID,
+    then takes appends instead of inserts in the hub's order. Only the IDs the
+    inference service lists and the hub list lacks are not present (§2.6).
     """
     conn.execute("""
         insert into model_tracking (model_id, present, missing, license, tasks, chinese_name, status)
-        select s.model_id, 1, 0, s.license, s.tasks, s.chinese_name,
-               (select m.status from models m where m.model_id = s.model_id)
-        from stage.items s where true
+        select model_id, 1, 0, license, tasks, chinese_name, status from models
+        where model_id not in (select l.model_id from stage.listed l
+                               where l.model_id not in (select model_id from stage.items))
+        order by model_id
         on conflict (model_id) do update set present = 1, missing = 0,
           license = excluded.license, tasks = excluded.tasks, chinese_name = excluded.chinese_name,
           status = excluded.status""")
