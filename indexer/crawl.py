@@ -282,14 +282,20 @@ class Crawl:
             raise interrupted
         return result
 
+    def _enriches(self, status):
+        """Whether a crawl ending in `status` reads capabilities: a live crawl that left the
+        sample in place has nothing of its own to enrich."""
+        return (self.capabilities and status != "failed"
+                and (self.keep_sample or not store.is_sample(self.db)))
+
     def _finish(self, status, error, started, t0):
         result = CrawlResult(run_id=self.run_id, scope=self.scope, status=status, error=error)
         emit = False
         result.requests = self.fetcher.requests_made
         result.pages = self.pages
         result.expected_total = self.total_all if self.scope == "full" else self.api_total
-        enriching = (self.capabilities and status != "failed"
-                     and (self.keep_sample or status == "complete" or not store.is_sample(self.db)))
+        # A complete crawl replaces the sample, so it enriches what it merges.
+        enriching = self._enriches(status) or (self.capabilities and status == "complete")
         ahead = None
         try:
             finished = self.now()
@@ -323,9 +329,6 @@ class Crawl:
         except sqlite3.Error as failure:
             # Nothing of this run was written; record the failure if the
             # database still lets us.
-            if ahead is not None:
-                ahead.cancel()
-                ahead = None
             result.status = "failed"
             result.error = store.describe_db_error("the catalog", failure)
             result.events = result.stats_rows = 0
@@ -338,13 +341,11 @@ class Crawl:
         finally:
             stage.detach_stage(self.db)
             self.slicer.close()
-        # After the merge, so the API set is the debounced one; a live crawl that
-        # left the sample in place has nothing of its own to enrich.
-        if (self.capabilities and result.status != "failed"
-                and (self.keep_sample or not store.is_sample(self.db))):
+        # After the merge, so the API set is the debounced one.
+        if self._enriches(result.status):
             enrich.enrich_after_crawl(self.db, self.fetcher, result, self.now(), emit, self.stop,
                                       ahead)
-        elif ahead is not None:
+        elif ahead is not None:  # a failed merge, say: the fetcher is the crawl's again
             ahead.cancel()
         result.seconds = self.clock() - t0
         return result

@@ -47,8 +47,7 @@ READ_METHODS = ("GET", "HEAD", "OPTIONS")
 MODELSCOPE_URL = "https://modelscope.cn/"
 ERROR_CHARS = 300
 # Datasette's count of a search's matches, with no other filter (datasette/filters.py).
-SEARCH_COUNT = re.compile(r"select count\(\*\) from models where rowid in \(select rowid from models_fts "
-                          r"where models_fts match (escape_fts\(:search\)|:search)\)")
+SEARCH_COUNT = re.compile(r"select count\(\*\) from models " + facets.SEARCH_CLAUSE)
 # How much of the catalog file a page's connection maps into memory (all of it at
 # 1,000,000 models, 1.2 GB); virtual memory, shared with the OS's file cache.
 MMAP_BYTES = 1 << 31
@@ -101,7 +100,7 @@ def switch_catalog(datasette, db_path, sample=None):
         return False
     datasette.remove_database(CATALOG_NAME)
     datasette.add_database(catalog_database(datasette, wanted, True), name=CATALOG_NAME)
-    getattr(datasette, "forget_permissions", lambda: None)()
+    datasette.forget_permissions()
     return True
 
 
@@ -178,7 +177,7 @@ def catalog_database(datasette, path, is_mutable):
             # at 254,000 models (issue 16).
             if isinstance(sql, str) and (search := SEARCH_COUNT.fullmatch(sql.strip())):
                 params = args[0] if args else kwargs.get("params")
-                total = await facets.early_search_count(self.name, sql, params)
+                total = await facets.early_search_count(self.name, params)
                 if total is not None:
                     return Results([(total,)], False, [("count(*)",)])
                 sql = f"select count(*) from models_fts where models_fts match {search.group(1)}"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from indexer import store
 from tests.helpers import events, rows, run_crawl
 
 DAY1 = datetime(2026, 10, 5, 3, 0, tzinfo=timezone.utc)
@@ -218,6 +221,22 @@ def test_reads_ahead_of_the_merge_and_after_it_for_a_model_the_debounce_keeps(db
     assert providers == sorted(set(EXPECTED_IDS) - {mid}) + [mid]
     assert caps_rows(db_path, f"model_id = '{mid}'") == [
         (mid, "chat", "ok", '["ModelScope"]', 2.0, "ultra", 32768, 131072, 0, None, None, 235.0)]
+
+
+def test_a_merge_that_fails_stops_the_reads_ahead_and_writes_no_capability(db_path, fakehub):
+    # A real SQLite error in the merge (a trap on the stats it writes first).
+    conn = store.open_db(db_path).conn
+    conn.execute("create trigger trap before insert on model_stats "
+                 "begin select raise(abort, 'disk I/O error'); end")
+    conn.commit()
+    result = run_crawl(db_path, fakehub, capabilities=True, now=lambda: DAY1)
+    assert result.status == "failed" and "disk I/O error" in result.error
+    # The thread was stopped and waited for: nothing reads the hub after the crawl.
+    assert [t.name for t in threading.enumerate() if t.name == "capabilities"] == []
+    asked = len(fakehub.caps.log)
+    time.sleep(0.2)
+    assert len(fakehub.caps.log) == asked
+    assert rows(db_path, "select count(*) as n from models") == [{"n": 0}]
 
 
 def test_a_model_whose_staged_tasks_made_it_chat_has_its_template_read(db_path, catalog, fakehub):
