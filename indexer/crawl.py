@@ -7,14 +7,22 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from indexer import enrich, fetch, parse, policy, stage, store, track
 from indexer.slices import Slicer
 
 SCOPES = ("api", "full")
+# The most a thread waits for the GIL while another runs Python: Python's 5 ms is
+# paid by the prefetch thread after every socket read while staging parses,
+# and the hub then waits on us (bench/findings.md: the collecting took 1.37-1.49x
+# its CPU time at 5 ms, 1.18-1.19x at 1 ms).
+SWITCH_INTERVAL = 0.001
 # New uploads have no downloads yet, so under this order they land at the tail
 # instead of shifting every page while we read (issue 2: stable paging order).
 DEFAULT_SORT = "DownloadsCount"
@@ -119,18 +127,27 @@ class Crawl:
         # Unique items (valid or skipped) staged so far; counting the staging
         # table each time would cost a scan per page at a million models.
         self.collected = 0
-        self.slicer = Slicer(db, fetch_page=self._fetch_page, stage_page=self._stage_page,
+        self.slicer = Slicer(db, fetch_page=self._fetch_page, send_page=self._send_page,
+                             stage_page=self._stage_page,
                              fetch_task_list=fetcher.fetch_task_list, warnings=self.warnings,
                              sort=sort, collected=lambda: self.collected,
                              expected=lambda: self.total_all, progress=self.progress)
 
     # Collecting ----------------------------------------------------------
 
-    def _fetch_page(self, body):
+    def _send_page(self, body):
+        """Ask for a page; `_fetch_page(body, sent)` decodes the answer (Slicer's read-ahead)."""
         if self.stop is not None and self.stop.is_set():
             raise Stopped()
         self.pages += 1
-        data = self.fetcher.fetch_models_page(body)
+        return self.fetcher.send_models_page(body)
+
+    def _fetch_page(self, body, sent=None):
+        if sent is None:
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped()
+            self.pages += 1
+        data = self.fetcher.fetch_models_page(body, sent=sent)
         try:
             return parse.parse_page(data)
         except ValueError as error:
@@ -171,16 +188,23 @@ class Crawl:
         The full sweep restages the API-Inference items; without this their
         callable ID, kept only inside that set (parse.parse_api_model_id), would be lost.
         """
-        ids = [row["model_id"] for row, _ in parsed if row["api_model_id"] is None]
-        if not ids:
-            return
-        marks = ", ".join("?" for _ in ids)
-        known = {r[0] for r in self.db.conn.execute(
-            f"select model_id from stage.api where model_id in ({marks}) union "
-            f"select model_id from stage.listed where model_id in ({marks})", ids + ids)}
+        # Only an item that names a callable ID can have one kept: a few in a thousand
+        # on our hub, so most pages skip the lookup (1 ms a page at 254,000 models).
+        named = {}
         for row, item in parsed:
-            if row["model_id"] in known:
-                row["api_model_id"] = parse.parse_api_model_id(item, api=True)
+            if row["api_model_id"] is None:
+                callable_id = parse.parse_api_model_id(item, api=True)
+                if callable_id is not None:
+                    named[row["model_id"]] = (row, callable_id)
+        if not named:
+            return
+        ids = list(named)
+        marks = ", ".join("?" for _ in ids)
+        for (model_id,) in self.db.conn.execute(
+                f"select model_id from stage.api where model_id in ({marks}) union "
+                f"select model_id from stage.listed where model_id in ({marks})", ids + ids):
+            row, callable_id = named[model_id]
+            row["api_model_id"] = callable_id
 
     def _count_missing_fields(self, items):
         """Count, once per item, each watched field whose key it lacks (policy.missing_fields),
@@ -256,6 +280,10 @@ class Crawl:
         return error
 
     def run(self):
+        with quick_handoffs():
+            return self._run()
+
+    def _run(self):
         started = self.now()
         t0 = self.clock()
         self.shortfalls = []
@@ -349,6 +377,21 @@ class Crawl:
             ahead.cancel()
         result.seconds = self.clock() - t0
         return result
+
+
+@contextmanager
+def quick_handoffs() -> Iterator[None]:
+    """For the crawl's length, hand the GIL to a waiting thread within SWITCH_INTERVAL.
+
+    Process-wide, as Python has it: a server that runs the crawl beside its pages
+    answers no slower for it.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def _skip_key(item):

@@ -134,6 +134,8 @@ class Fetcher:
     retries_made: int = 0
     pruned_answers: int = 0
     _last_at: dict = field(default_factory=dict)
+    _one_at_a_time: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                           compare=False)
 
     def __post_init__(self):
         self.hub_url = self.hub_url.rstrip("/")
@@ -174,26 +176,45 @@ class Fetcher:
     def _budget_spent(self):
         return self.max_requests is not None and self.requests_made >= self.max_requests
 
-    def request_json(self, method, url, body=None, envelope=True):
-        """Send one request and return its JSON, retrying passing trouble; raise HubError when spent."""
+    def send(self, method, url, body=None):
+        """The first try of `request_json(method, url, body, sent=...)`, read but not decoded.
+
+        So that one thread can wait on the hub while another decodes the answer before:
+        requests still go one at a time (a lock), whichever thread sends them, and keep
+        the pause between them.
+        """
+        what = f"{method} {redact_url(url)}"
+        self._check_stop()
+        if self._budget_spent():
+            raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
+                              "requests is spent")
+        return self._send(method, url, body, what)
+
+    def request_json(self, method, url, body=None, envelope=True, sent=None):
+        """Send one request and return its JSON, retrying passing trouble; raise HubError when spent.
+
+        `sent`: the first try, already made by `send`; it is decoded here, and retried
+        like any other.
+        """
         what = f"{method} {redact_url(url)}"
         problem = _Problem("no answer", "network")
         tries = 0
         for attempt in range(self.max_retries + 1):
-            self._check_stop()
-            if self._budget_spent():
-                if not tries:
-                    raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
-                                      "requests is spent")
-                break  # the budget cuts the retries short: report what the last try met
-            if attempt:
-                self.retries_made += 1
-            self._pause(url)
-            self._check_stop()
-            self.requests_made += 1
+            if attempt == 0 and sent is not None:
+                answer = sent
+            else:
+                self._check_stop()
+                if self._budget_spent():
+                    if not tries:
+                        raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
+                                          "requests is spent")
+                    break  # the budget cuts the retries short: report what the last try met
+                if attempt:
+                    self.retries_made += 1
+                answer = self._send(method, url, body, what)
             tries += 1
             try:
-                payload = self._try(method, url, body, what)
+                payload = self._decode(answer, what)
                 kind, reason = envelope_problem(payload) if envelope else (None, None)
                 if reason is None:
                     return payload
@@ -208,8 +229,22 @@ class Fetcher:
         raise EnvelopeError(f"{what} failed after {tries} {plural}: {problem}", kind=problem.kind,
                             status=problem.status)
 
-    def _try(self, method, url, body, what):
-        """One request's decoded JSON; _Problem for a fault worth retrying, HubError otherwise."""
+    def _send(self, method, url, body, what):
+        """One try, paced and counted: its read answer, or the _Problem worth retrying it for.
+
+        HubError for a fault not worth it. One at a time, whichever thread asks.
+        """
+        with self._one_at_a_time:
+            self._pause(url)
+            self._check_stop()
+            self.requests_made += 1
+            try:
+                return self._read(method, url, body, what)
+            except _Problem as failed:
+                return failed
+
+    def _read(self, method, url, body, what):
+        """One request's answer, read whole; _Problem for a fault worth retrying, HubError otherwise."""
         started = self.clock()
         try:
             # (connect, read): connecting and the first byte are each bounded by
@@ -228,11 +263,7 @@ class Fetcher:
             if status >= 400:
                 raise HubError(f"{what} answered HTTP {status}", kind="http", status=status)
             self._read_body(response, started, what)
-        try:
-            return self._decode(response, what)
-        except (ValueError, RecursionError, requests.RequestException):
-            raise _Problem("an answer that is not JSON (or was cut short)", "envelope",
-                           status) from None
+        return response
 
     def _read_body(self, response, started, what):
         """Read the (decoded) body into the response, within the deadline and the size cap."""
@@ -271,7 +302,17 @@ class Fetcher:
         return HubError(f"{what}: answer too large (over {self.max_answer_bytes:,} bytes)",
                         kind="too_large", status=status)
 
-    def _decode(self, response, what):
+    def _decode(self, answer, what):
+        """The JSON of a read answer; a _Problem (worth a retry) as it was, or for no JSON."""
+        if isinstance(answer, _Problem):
+            raise answer
+        try:
+            return self._json(answer, what)
+        except (ValueError, RecursionError, requests.RequestException):
+            raise _Problem("an answer that is not JSON (or was cut short)", "envelope",
+                           answer.status_code) from None
+
+    def _json(self, response, what):
         try:
             return response.json()
         except RecursionError:
@@ -281,9 +322,14 @@ class Fetcher:
                     what, MAX_JSON_DEPTH)
         return payload
 
-    def fetch_models_page(self, body):
+    def send_models_page(self, body):
+        """The first try of `fetch_models_page(body, sent=...)` (see `send`)."""
+        return self.send("PUT", f"{self.hub_url}/api/v1/dolphin/models", body)
+
+    def fetch_models_page(self, body, sent=None):
         """`Data` of one dolphin list page (endpoint A, PUT only)."""
-        return self.request_json("PUT", f"{self.hub_url}/api/v1/dolphin/models", body)["Data"]
+        return self.request_json("PUT", f"{self.hub_url}/api/v1/dolphin/models", body,
+                                 sent=sent)["Data"]
 
     def fetch_inference_list(self):
         """The OpenAI list the inference service answers at `/models` (endpoint F)."""

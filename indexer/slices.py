@@ -30,16 +30,19 @@ Page = tuple[list[Any], int, dict]
 class Slicer:
     """Slices of the hub's list: one query paged to its end, or partitioned when too deep."""
 
-    def __init__(self, db: sqlite_utils.Database, fetch_page: Callable[[dict], Page],
+    def __init__(self, db: sqlite_utils.Database, fetch_page: Callable[..., Page],
+                 send_page: Callable[[dict], Any],
                  stage_page: Callable[..., int], fetch_task_list: Callable[[], Any],
                  warnings: Counter, sort: str, collected: Callable[[], int],
                  expected: Callable[[], int | None],
                  progress: Callable[..., None] = lambda **_: None) -> None:
-        """`fetch_page(body)` asks the hub for one page; `stage_page(items, api=)` stages it and
+        """`fetch_page(body)` asks the hub for one page, or decodes the answer to
+        `send_page(body)` as `fetch_page(body, sent)`; `stage_page(items, api=)` stages it and
         returns how many items are new to the slice; `collected()` and `expected()` are the
         crawl's count of staged items and the hub's unfiltered TotalCount."""
         self.db = db
         self.fetch_page = fetch_page
+        self.send_page = send_page
         self.stage_page = stage_page
         self.fetch_task_list = fetch_task_list
         self.warnings = warnings
@@ -65,7 +68,14 @@ class Slicer:
         sort = sort or self.sort
         total, facets, page = None, {}, 1
         self.slice_hit_depth = False
-        ahead: Future[Page] | None = None  # the next page, already asked for while this one is staged
+
+        def body(number):
+            return fetch.models_body(page=number, page_size=PAGE_SIZE, sort=sort, tasks=tasks,
+                                     orgs=orgs, api_only=api)
+
+        # The next page, asked for while this one is decoded and staged: one request at
+        # a time still, paced by --delay, and the hub's answer time overlaps our work.
+        ahead: Future | None = None
         try:
             while True:
                 offset = (page - 1) * PAGE_SIZE
@@ -74,12 +84,15 @@ class Slicer:
                     break
                 try:
                     if ahead is not None:
-                        items, page_total, page_facets = ahead.result()
-                        ahead = None
+                        sent, ahead = ahead.result(), None
+                        if self._more_after(offset, PAGE_SIZE, total):
+                            # Judged by the page before (full, and more within reach), so the
+                            # hub is asked before this answer is decoded; a page that turns
+                            # out short costs one answer nobody reads.
+                            ahead = self._pool().submit(self.send_page, body(page + 1))
+                        items, page_total, page_facets = self.fetch_page(body(page), sent)
                     else:
-                        items, page_total, page_facets = self.fetch_page(fetch.models_body(
-                            page=page, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
-                            api_only=api))
+                        items, page_total, page_facets = self.fetch_page(body(page))
                 except fetch.EnvelopeError as error:
                     if page == 1 or error.kind != "success_false":
                         raise
@@ -88,12 +101,8 @@ class Slicer:
                 if page == 1:
                     facets = page_facets
                 total = page_total
-                if self._more_after(offset, items, total):
-                    # One request at a time still, paced by --delay; the hub's
-                    # answer time now overlaps our parsing and staging.
-                    ahead = self._pool().submit(self.fetch_page, fetch.models_body(
-                        page=page + 1, page_size=PAGE_SIZE, sort=sort, tasks=tasks, orgs=orgs,
-                        api_only=api))
+                if ahead is None and self._more_after(offset, len(items), total):
+                    ahead = self._pool().submit(self.send_page, body(page + 1))
                 new = self.stage_page(items, api=api)
                 self.progress(models=self.collected(), expected=self.expected())
                 if offset + len(items) >= total:
@@ -115,10 +124,10 @@ class Slicer:
         seen = stage.stage_count(self.db, "slice")
         return seen >= (total or 0), total or 0, facets
 
-    def _more_after(self, offset, items, total):
-        """Whether a full page leaves more of the slice within reach."""
+    def _more_after(self, offset, count, total):
+        """Whether a full page (`count` items) at `offset` leaves more of the slice within reach."""
         reach = offset + PAGE_SIZE
-        return (len(items) == PAGE_SIZE and reach < total
+        return (count == PAGE_SIZE and reach < total
                 and (self.depth_limit is None or reach < self.depth_limit))
 
     def _pool(self):

@@ -66,7 +66,8 @@ def stage_rows(db: sqlite_utils.Database, rows: list[dict], api: bool = False) -
     for row in rows:
         record = list(_COLUMNS_OF(row))
         for i in _JSON_AT:
-            record[i] = _to_json(record[i])
+            value = record[i]
+            record[i] = "[]" if value == [] else _to_json(value)  # most lists are empty
         records.append(record)
     ids = list(dict.fromkeys(r["model_id"] for r in rows))
     conn.execute("begin")

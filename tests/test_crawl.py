@@ -240,10 +240,10 @@ def test_an_interrupted_crawl_saves_what_it_saw_as_incomplete(tmp_path, catalog,
     fetcher = make_fetcher(hub)
     real = fetcher.fetch_models_page
 
-    def fetch_then_maybe_stop(body):
+    def fetch_then_maybe_stop(body, **kwargs):
         if body.get("PageNumber") == 2 and not body.get("SingleCriterion"):
             raise KeyboardInterrupt
-        return real(body)
+        return real(body, **kwargs)
 
     fetcher.fetch_models_page = fetch_then_maybe_stop
     with pytest.raises(KeyboardInterrupt):
@@ -320,3 +320,56 @@ def test_facet_counts_stay_exact_through_inserts_updates_and_deletes(tmp_path, c
     assert {"facet": "license", "value": "zzqx-licence", "count": 1} in live
     assert rows(db_path, "select kind from models where model_id = ?", [item_id(model)]) == \
         [{"kind": "image"}]
+
+
+def test_a_crawl_hands_the_gil_over_quickly_and_restores_the_interval(tmp_path, catalog, make_hub):
+    import sys
+
+    hub = make_hub(catalog)
+    seen = []
+    # The hub's handler runs in the test process: what the prefetch thread's
+    # request meets is the interval the crawl set.
+    hub.before_dolphin = lambda hub_, body: seen.append(sys.getswitchinterval())
+    before = sys.getswitchinterval()
+    result = run_crawl(tmp_path / "catalog.db", hub, scope="full")
+    assert result.status == "complete", result.summary()
+    assert seen and set(seen) == {crawl.SWITCH_INTERVAL}
+    assert sys.getswitchinterval() == before == 0.005
+
+
+def test_pages_are_asked_for_ahead_one_request_at_a_time_even_through_retries(tmp_path, make_hub):
+    import threading
+    import time
+
+    catalog = build_catalog(1000)  # ten pages in the full sweep
+    hub = make_hub(catalog)
+    lock, active, peak, asked = threading.Lock(), [0], [0], []
+
+    def one_at_a_time(hub_, body):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            sweep = not body.get("SingleCriterion") and body.get("PageSize") == 100
+            asked.append(body.get("PageNumber") if sweep else None)
+            if sweep and body.get("PageNumber") == 3:
+                # The next request, page 4 asked for ahead while page 3 is decoded, gets
+                # an answer that is not JSON: the main thread finds out and asks again
+                # while page 5 is being asked for ahead.
+                hub_.add_fault("nonjson", count=1, path="/api/v1/dolphin")
+        time.sleep(0.005)  # long enough for a second request to overlap, if one were sent
+        with lock:
+            active[0] -= 1
+
+    hub.before_dolphin = one_at_a_time
+    sleeps = Sleeps()
+    db_path = tmp_path / "catalog.db"
+    result = run_crawl(db_path, hub, scope="full", fetcher=make_fetcher(hub, sleep=sleeps))
+    assert result.status == "complete", result.summary()
+    assert stored(db_path) == expected_models(catalog, "full")
+    assert peak[0] == 1
+    assert len(sleeps) == 1  # the one retry's pause
+    # Page 4's first answer was no JSON (its request never reached the hook); its retry
+    # and page 5, asked for ahead, went one after the other, in either order.
+    assert hub.pending_faults == []
+    assert sorted(page for page in asked if page) == list(range(1, 11))
+    assert result.requests == len(hub.requests)

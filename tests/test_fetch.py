@@ -199,3 +199,34 @@ def test_a_429_with_an_http_date_waits_until_then(make_hub):
     fetcher = make_fetcher(hub, sleep=sleeps)
     fetcher.fetch_task_list()
     assert len(sleeps) == 1 and 27 <= sleeps[0] <= 30, sleeps
+
+
+@pytest.mark.parametrize("fault", ["503", "nonjson", "success_false"])
+def test_a_first_try_sent_ahead_is_decoded_later_and_retried_like_any(make_hub, fault):
+    hub = make_hub()
+    hub.add_fault(fault, count=1, path=DOLPHIN_PATH)
+    sleeps = Sleeps()
+    fetcher = make_fetcher(hub, max_retries=2, sleep=sleeps)
+    body = fetch.models_body(page=1, page_size=5)
+    sent = fetcher.send_models_page(body)
+    assert (fetcher.requests_made, fetcher.retries_made, len(hub.requests)) == (1, 0, 1)
+    data = fetcher.fetch_models_page(body, sent=sent)
+    assert data == fetcher.fetch_models_page(body)
+    # The first try, its retry, and the request for comparison: nothing sent twice.
+    assert (fetcher.requests_made, fetcher.retries_made, len(hub.requests)) == (3, 1, 3)
+    assert len(sleeps) == 1
+
+
+def test_a_first_try_sent_ahead_counts_against_the_budget(make_hub):
+    hub = make_hub()
+    hub.add_fault("503", count=10)
+    fetcher = make_fetcher(hub, max_retries=4)
+    fetcher.max_requests = 2
+    body = fetch.models_body(page=1, page_size=5)
+    sent = fetcher.send_models_page(body)
+    with pytest.raises(fetch.EnvelopeError) as spent:
+        fetcher.fetch_models_page(body, sent=sent)
+    assert str(spent.value) == (f"PUT {hub.hub_url}{DOLPHIN_PATH} failed after 2 tries: HTTP 503")
+    with pytest.raises(fetch.BudgetSpent):
+        fetcher.send_models_page(body)
+    assert (fetcher.requests_made, len(hub.requests)) == (2, 2)
