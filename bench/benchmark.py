@@ -1,7 +1,9 @@
 """Run the issue 6 benchmark and write bench/RESULTS.md.
 
 For each size: a hub process over a synthetic catalog; a full crawl into an
-empty catalog; the plain baseline against the same hub; a re-crawl after 10%
+empty catalog; the plain baseline against the same hub; more first crawls and
+baselines, back to back, so the ratio of the two is a median of pairs and not
+one pair's luck on a shared host; a re-crawl after 10%
 of the models changed; a re-crawl with nothing changed; Datasette in process;
 `indexer export` and `indexer check`. Every crawler runs as its own process, so
 its peak RSS (from wait4) is its own and not the hub's.
@@ -28,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = (254_000, 1_000_000)
 QUICK_SIZE = 5_000
 CHANGED_SHARE = 0.1
+# First crawl and baseline pairs per size: the host's speed moves 10-30% between
+# runs minutes apart (bench/findings.md), so one pair's ratio is mostly the host.
+DEFAULT_PAIRS = 3
 CHECK_IDS = ("Qwen/Qwen2.5-7B-Instruct", "moonshotai/Kimi-K2-Instruct", "Qwen/Qwen2.5-72B-Instruct",
              "nobody/no-such-model")
 
@@ -151,8 +156,8 @@ def models_digest(path):
         conn.close()
 
 
-def crawl(work, hub, name, day_offset):
-    db_path = work / "catalog.db"
+def crawl(work, hub, name, day_offset, db_name="catalog.db"):
+    db_path = work / db_name
     before = db_size(db_path)["bytes"] if db_path.exists() else 0
     args = [sys.executable, "-m", "bench.crawler", "--db", str(db_path),
             "--hub-url", hub.info["url"], "--inference-url", hub.info["inference_url"],
@@ -198,13 +203,36 @@ def export_and_check(work):
     return out
 
 
-def run_size(models, work_root, reps, log=print):
+def pair(crawl_run, base):
+    """One first crawl and the baseline run right after it."""
+    return {"crawl_wall": crawl_run["wall_seconds"], "crawl_cpu": crawl_run["cpu_seconds"],
+            "baseline_wall": base["wall_seconds"], "baseline_cpu": base["cpu_seconds"],
+            "crawl_status": crawl_run["status"]}
+
+
+def more_pairs(work, hub, count, log):
+    """`count` more first crawls into an empty scratch catalog, each followed by a baseline."""
+    pairs = []
+    for number in range(2, count + 2):
+        for path in work.glob("pair.db*"):
+            path.unlink()
+        again = crawl(work, hub, f"crawl-1-first-pair-{number}", 0, db_name="pair.db")
+        base = baseline(work, hub)
+        pairs.append(pair(again, base))
+        log(f"pair {number}: first crawl {again['wall_seconds']:.1f}s, "
+            f"baseline {base['wall_seconds']:.1f}s")
+    for path in work.glob("pair.db*"):
+        path.unlink()
+    return pairs
+
+
+def run_size(models, work_root, reps, log=print, pairs=DEFAULT_PAIRS):
     """Every measurement at one size; the figures so far are saved after each step."""
     work = work_root / str(models)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     saved = work_root / f"results-{models}.json"
-    out = {"models": models, "reps": reps,
+    out = {"models": models, "reps": reps, "pairs_asked": pairs,
            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
     def step(key, value, note):
@@ -223,6 +251,9 @@ def run_size(models, work_root, reps, log=print):
         step("baseline", base, f"baseline {base['wall_seconds']:.1f}s")
         lists = baseline(work, hub, list_only=True)
         step("baseline_lists", lists, f"list-only baseline {lists['wall_seconds']:.1f}s")
+        out["pairs"] = [pair(first, base)]
+        out["pairs"] += more_pairs(work, hub, pairs - 1, lambda text: log(f"[{models:,}] {text}"))
+        step("pairs", out["pairs"], f"{len(out['pairs'])} first crawl / baseline pairs")
         out["mutated"] = hub.mutate(CHANGED_SHARE, 11)
         changed = crawl(work, hub, "crawl-2-changed", 1)
         step("changed", changed, f"changed re-crawl {changed['wall_seconds']:.1f}s")
@@ -262,6 +293,9 @@ def main(argv=None):
                         help=f"a smoke run at {QUICK_SIZE:,} models (overrides --sizes)")
     parser.add_argument("--reps", type=int, default=20,
                         help="timed requests per Datasette URL (default 20)")
+    parser.add_argument("--pairs", type=int, default=DEFAULT_PAIRS,
+                        help="first crawl / baseline pairs per size, back to back; the ratio is "
+                             f"their median (default {DEFAULT_PAIRS})")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md",
                         help="the Markdown report to write (default bench/RESULTS.md)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "work",
@@ -277,7 +311,8 @@ def main(argv=None):
             results.append(json.loads((args.work / f"results-{size}.json").read_text()))
         else:
             results.append(run_size(size, args.work, args.reps,
-                                    log=lambda text: print(text, file=sys.stderr, flush=True)))
+                                    log=lambda text: print(text, file=sys.stderr, flush=True),
+                                    pairs=max(1, args.pairs)))
     args.out.write_text(report.render(results), encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

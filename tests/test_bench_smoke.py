@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_row(tmp_path):
     out = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run"), "--sizes", "1500", "--reps", "2",
+        [sys.executable, str(ROOT / "bench" / "run"), "--sizes", "1500", "--reps", "2", "--pairs", "2",
          "--out", str(out), "--work", str(tmp_path / "work")],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -44,6 +44,12 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_row(tmp_path):
     assert table["First crawl, empty catalog: status"][0] == "complete"
     assert table["Re-crawl, nothing changed: events written"] == ["0", "0", "met"]
     assert table["Datasette facets timed out"][0] == "none"
+    # Two first crawl / baseline pairs, as asked, and the ratio is their median.
+    pairs = next(v for k, v in table.items() if k.startswith("… each pair"))[0].split("; ")
+    ratios = [float(re.fullmatch(r"[\d.]+ / [\d.]+ = ([\d.]+)×", p).group(1)) for p in pairs]
+    assert len(ratios) == 2
+    median = float(table["First crawl / baseline, wall time (the median of the pairs below)"][0][:-1])
+    assert abs(median - sum(ratios) / 2) <= 0.01
     streamed, api = re.fullmatch(r"([\d,]+) / ([\d,]+)", table[
         "API-models CSV (`api_models.csv?_stream=on`): rows streamed / API models"][0]).groups()
     assert streamed == api != "0"
