@@ -135,18 +135,20 @@ class Crawl:
 
     # Collecting ----------------------------------------------------------
 
-    def _send_page(self, body):
-        """Ask for a page; `_fetch_page(body, sent)` decodes the answer (Slicer's read-ahead)."""
+    def _next_page(self):
+        """Count a page about to be asked for; none is asked for once stop is set."""
         if self.stop is not None and self.stop.is_set():
             raise Stopped()
         self.pages += 1
+
+    def _send_page(self, body):
+        """Ask for a page; `_fetch_page(body, sent)` decodes the answer (Slicer's read-ahead)."""
+        self._next_page()
         return self.fetcher.send_models_page(body)
 
     def _fetch_page(self, body, sent=None):
         if sent is None:
-            if self.stop is not None and self.stop.is_set():
-                raise Stopped()
-            self.pages += 1
+            self._next_page()
         data = self.fetcher.fetch_models_page(body, sent=sent)
         try:
             return parse.parse_page(data)

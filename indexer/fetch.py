@@ -186,9 +186,11 @@ class Fetcher:
         what = f"{method} {redact_url(url)}"
         self._check_stop()
         if self._budget_spent():
-            raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
-                              "requests is spent")
+            raise self._unsent(what)
         return self._send(method, url, body, what)
+
+    def _unsent(self, what):
+        return BudgetSpent(f"{what} not sent: the budget of {self.max_requests} requests is spent")
 
     def request_json(self, method, url, body=None, envelope=True, sent=None):
         """Send one request and return its JSON, retrying passing trouble; raise HubError when spent.
@@ -206,8 +208,7 @@ class Fetcher:
                 self._check_stop()
                 if self._budget_spent():
                     if not tries:
-                        raise BudgetSpent(f"{what} not sent: the budget of {self.max_requests} "
-                                          "requests is spent")
+                        raise self._unsent(what)
                     break  # the budget cuts the retries short: report what the last try met
                 if attempt:
                     self.retries_made += 1

@@ -1013,3 +1013,26 @@ def test_catalog_page_counts_are_exact_up_to_the_bound_and_many_above(crawled):
     assert asyncio.run(db.table_counts(1000)) == {
         **{t: (n if n <= 10 else None) for t, n in exact.items()}, "models_fts": None}
     assert exact["models"] > 10
+
+
+def test_the_api_models_view_trending_and_the_event_log_show_30_rows_a_page(crawled, tmp_path):
+    import shutil
+
+    path = tmp_path / "catalog.db"
+    shutil.copy(crawled, path)
+    conn = sqlite3.connect(path)
+    with conn:
+        # Enough rows for a second page at Datasette's own 100 as well as at 30.
+        conn.execute("update models set status = 'ok' where rowid in "
+                     "(select rowid from models order by rowid limit 120)")
+        conn.executemany("insert into model_events (run_id, model_id, event, at) "
+                         "values (1, ?, 'added', '2026-11-01T03:00:00+00:00')",
+                         [(f"owner/model-{i}",) for i in range(120)])
+        conn.execute("delete from model_growth")
+        conn.execute("insert into model_growth (model_id, downloads_7d, downloads_30d) "
+                     "select model_id, 5, 9 from models order by rowid limit 120")
+    conn.close()
+    ds = site.build_datasette(path)
+    for table in ("api_models", "trending", "model_events"):
+        page = get_json(ds, f"/catalog/{table}.json?_shape=objects")
+        assert (table, len(page["rows"]), page["next"] is not None) == (table, 30, True)
