@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import re
@@ -87,6 +88,11 @@ def build_datasette(db_path, immutable=False, settings=None):
                            name=CATALOG_NAME)
     # Datasette given no files adds an in-memory database; the site has only the catalog.
     datasette.remove_database("_memory")
+    # What is loaded by now (Datasette, Jinja, the plugins and ours) lives as long as
+    # the process. Left to the collector, each full collection walked all of it:
+    # 25-28 ms, on about one page in fifty, which alone set a search's p95 at
+    # 254,000 models (issue 16). Frozen, a full collection takes 1.5-3 ms.
+    gc.freeze()
     return datasette
 
 

@@ -1,6 +1,7 @@
 """The Datasette site: metadata, canned queries, feed, dashboard, banner (issue 4)."""
 
 import asyncio
+import gc
 import html
 import json
 import re
@@ -819,6 +820,17 @@ def test_pages_read_the_catalog_through_a_memory_map(crawled):
     cap = sqlite3.connect(crawled).execute(f"pragma mmap_size = {site.MMAP_BYTES}").fetchone()[0]
     assert cap > 0
     assert [tuple(r) for r in asyncio.run(ds.get_database("catalog").execute("pragma mmap_size")).rows] == [(cap,)]
+
+
+def test_what_the_site_loads_is_kept_out_of_full_collections(crawled):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    ds = site.build_datasette(crawled)
+    # Everything alive once the site is built, its Datasette among it, is frozen:
+    # tracked, yet in none of the generations a collection walks.
+    assert gc.get_freeze_count() > 10_000
+    assert gc.is_tracked(ds)
+    assert not any(o is ds for o in gc.get_objects())
 
 
 def test_a_search_counts_its_matches_from_the_full_text_index(crawled):
