@@ -88,11 +88,6 @@ def build_datasette(db_path, immutable=False, settings=None):
                            name=CATALOG_NAME)
     # Datasette given no files adds an in-memory database; the site has only the catalog.
     datasette.remove_database("_memory")
-    # What is loaded by now (Datasette, Jinja, the plugins and ours) lives as long as
-    # the process. Left to the collector, each full collection walked all of it:
-    # 25-28 ms, on about one page in fifty, which alone set a search's p95 at
-    # 254,000 models (issue 16). Frozen, a full collection takes 1.5-3 ms.
-    gc.freeze()
     return datasette
 
 
@@ -357,6 +352,16 @@ class SitePlugin:
             paths = [p for p in (datasette.template_dir, str(TEMPLATE_DIR)) if p]
             env.loader = ChoiceLoader([FileSystemLoader(paths), env.loader])
             env.filters["exact_attr"] = site_pages.exact_attr
+
+    @hookimpl
+    def startup(self, datasette):
+        # However the site was started (indexer serve, the benchmark, plain datasette):
+        # what is loaded by now (Datasette, Jinja, the plugins and ours) lives as long
+        # as the process. Left to the collector, each full collection walked all of it:
+        # 25-28 ms, on about one page in fifty, which alone set a search's p95 at
+        # 254,000 models (issue 16). Frozen, a full collection takes 1.5-3 ms.
+        if _catalog_name(datasette) is not None:
+            gc.freeze()
 
     @hookimpl
     def extra_template_vars(self, template, database, table, view_name, request, datasette):
